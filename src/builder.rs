@@ -1,0 +1,320 @@
+//! The consuming builder that validates everything before a cache exists.
+
+use crate::cache::Cache;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Capacity, Config, Weigher};
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+use crate::vector::{IndexParams, SearchParams};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default cosine threshold for a semantic hit.
+///
+/// With all-MiniLM-L6-v2 on labelled paraphrase pairs, `cos >= 0.90` is where precision passes
+/// ~92% while a useful share of paraphrases still hits; below 0.85 wrong answers grow quickly.
+/// Every embedding model has its own scale, so calibrate for yours.
+pub const DEFAULT_THRESHOLD: f32 = 0.90;
+/// Default capacity when neither `max_entries` nor `max_bytes` is given.
+pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+
+/// Configures and builds a [`Cache`]. Every setter consumes and returns the builder; `build`
+/// checks all parameters together and returns a typed error instead of panicking.
+///
+/// ```
+/// use paracache::{Cache, Scope};
+/// use std::time::Duration;
+/// let cache: Cache<String> = Cache::builder(384)
+///     .max_bytes(256 << 20)
+///     .time_to_live(Duration::from_secs(3600))
+///     .threshold(0.92)
+///     .scope_threshold(Scope::named("strict-tenant"), 0.97)
+///     .hnsw(16, 200, 64)
+///     .build()
+///     .unwrap();
+/// assert_eq!(cache.dimension(), 384);
+/// ```
+#[must_use]
+pub struct CacheBuilder<V> {
+    dimension: usize,
+    capacity: Option<Capacity>,
+    ttl: Option<Duration>,
+    tti: Option<Duration>,
+    threshold: f32,
+    scope_thresholds: HashMap<Scope, f32>,
+    m: usize,
+    ef_construction: usize,
+    ef_search: usize,
+    adaptive: bool,
+    flat_limit: usize,
+    max_dead_ratio: f32,
+    background_rebuild: bool,
+    weigher: Option<Weigher<V>>,
+    max_value_bytes: Option<usize>,
+    max_prompt_bytes: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl<V: Send + Sync + 'static> CacheBuilder<V> {
+    pub(crate) fn new(dimension: usize) -> Self {
+        CacheBuilder {
+            dimension,
+            capacity: None,
+            ttl: None,
+            tti: None,
+            threshold: DEFAULT_THRESHOLD,
+            scope_thresholds: HashMap::new(),
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            adaptive: true,
+            flat_limit: 2048,
+            max_dead_ratio: 0.25,
+            background_rebuild: true,
+            weigher: None,
+            max_value_bytes: None,
+            max_prompt_bytes: 1 << 20,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Bound the cache by number of entries (default 10 000).
+    ///
+    /// ```
+    /// let c: paracache::Cache<u8> = paracache::Cache::builder(4).max_entries(100).build().unwrap();
+    /// # let _ = c;
+    /// ```
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.capacity = Some(Capacity::Entries(n));
+        self
+    }
+
+    /// Bound the cache by estimated bytes: prompt + value (see [`Self::weigher`]) + the vector
+    /// twice (entry and graph) + graph links + ~320 bytes of bookkeeping per entry.
+    ///
+    /// ```
+    /// let c: paracache::Cache<u8> = paracache::Cache::builder(4).max_bytes(1 << 20).build().unwrap();
+    /// # let _ = c;
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.capacity = Some(Capacity::Bytes(bytes));
+        self
+    }
+
+    /// Entries are not served (and are reclaimed) this long after insertion.
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).time_to_live(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Entries are not served (and are reclaimed) this long after their last hit.
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).time_to_idle(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.tti = Some(tti);
+        self
+    }
+
+    /// Cosine similarity at or above which the semantic tier answers (default
+    /// [`DEFAULT_THRESHOLD`]); must lie in `[-1, 1]`.
+    ///
+    /// ```
+    /// let err = paracache::Cache::<u8>::builder(4).threshold(1.5).build().unwrap_err();
+    /// assert_eq!(err, paracache::Error::InvalidThreshold(1.5));
+    /// ```
+    pub fn threshold(mut self, threshold: f32) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// A threshold for one scope, overriding the default (a strict tenant, a code model...).
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let c: Cache<u8> = Cache::builder(4).scope_threshold(Scope::named("t"), 0.99).build().unwrap();
+    /// assert_eq!(c.threshold_for(&Scope::named("t")), 0.99);
+    /// assert_eq!(c.threshold_for(&Scope::global()), paracache::DEFAULT_THRESHOLD);
+    /// ```
+    pub fn scope_threshold(mut self, scope: Scope, threshold: f32) -> Self {
+        self.scope_thresholds.insert(scope, threshold);
+        self
+    }
+
+    /// HNSW graph parameters: `m` links per node (2..=128, default 16), `ef_construction`
+    /// (default 200) and `ef_search`, the widest search beam (default 64).
+    ///
+    /// ```
+    /// let err = paracache::Cache::<u8>::builder(4).hnsw(300, 200, 64).build().unwrap_err();
+    /// assert!(matches!(err, paracache::Error::InvalidConfig(_)));
+    /// ```
+    pub fn hnsw(mut self, m: usize, ef_construction: usize, ef_search: usize) -> Self {
+        self.m = m;
+        self.ef_construction = ef_construction;
+        self.ef_search = ef_search;
+        self
+    }
+
+    /// Search cheaply first (beam `ef_search / 4`) and widen to `ef_search` only when the best
+    /// candidate lies within 0.05 of the threshold, where a wider search could change the hit/miss
+    /// decision. On by default; `false` always searches at `ef_search`.
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).adaptive_search(false).build().unwrap();
+    /// ```
+    pub fn adaptive_search(mut self, on: bool) -> Self {
+        self.adaptive = on;
+        self
+    }
+
+    /// Scopes with at most this many live entries answer by exact SIMD scan instead of a graph
+    /// (default 2048): below it a scan is as fast and always exact.
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).flat_limit(512).build().unwrap();
+    /// ```
+    pub fn flat_limit(mut self, n: usize) -> Self {
+        self.flat_limit = n;
+        self
+    }
+
+    /// Rebuild a scope's index when dead vectors pass this share of it (default 0.25, in (0, 1)).
+    ///
+    /// ```
+    /// assert!(paracache::Cache::<u8>::builder(4).max_dead_ratio(0.0).build().is_err());
+    /// ```
+    pub fn max_dead_ratio(mut self, ratio: f32) -> Self {
+        self.max_dead_ratio = ratio;
+        self
+    }
+
+    /// Build graphs on a background thread (default) or inline in the call that triggered them
+    /// (deterministic; for tests).
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).background_rebuild(false).build().unwrap();
+    /// ```
+    pub fn background_rebuild(mut self, on: bool) -> Self {
+        self.background_rebuild = on;
+        self
+    }
+
+    /// How many bytes a value holds (default `size_of::<V>()`), for byte capacity and the value cap.
+    ///
+    /// ```
+    /// let c: paracache::Cache<String> =
+    ///     paracache::Cache::builder(4).weigher(|v: &String| v.len()).build().unwrap();
+    /// # let _ = c;
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&V) -> usize + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Refuse values heavier than this (default 16 MiB, and at most 1/16 of a byte capacity).
+    ///
+    /// ```
+    /// use paracache::{Cache, Error, Scope};
+    /// let c: Cache<String> = Cache::builder(2).weigher(|v: &String| v.len())
+    ///     .max_value_bytes(4).build().unwrap();
+    /// let err = c.insert(&Scope::global(), "q", vec![1.0, 0.0], "too long".into()).unwrap_err();
+    /// assert!(matches!(err, Error::ValueTooLarge { .. }));
+    /// ```
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// Refuse prompts longer than this after normalization (default 1 MiB).
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).max_prompt_bytes(64 << 10).build().unwrap();
+    /// ```
+    pub fn max_prompt_bytes(mut self, bytes: usize) -> Self {
+        self.max_prompt_bytes = bytes;
+        self
+    }
+
+    /// The clock that decides expiry (default: the system clock). See [`crate::MockClock`].
+    ///
+    /// ```
+    /// let _ = paracache::Cache::<u8>::builder(4).clock(paracache::MockClock::new()).build().unwrap();
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check every parameter and build the cache.
+    ///
+    /// ```
+    /// assert!(paracache::Cache::<u8>::builder(0).build().is_err());
+    /// ```
+    pub fn build(self) -> Result<Cache<V>> {
+        let bad = |msg: &str| Err(Error::InvalidConfig(msg.to_string()));
+        if self.dimension == 0 || self.dimension > 1 << 16 {
+            return bad("dimension must be in 1..=65536");
+        }
+        for t in std::iter::once(self.threshold).chain(self.scope_thresholds.values().copied()) {
+            if !(-1.0..=1.0).contains(&t) {
+                return Err(Error::InvalidThreshold(t));
+            }
+        }
+        if !(2..=128).contains(&self.m) {
+            return bad("hnsw m must be in 2..=128");
+        }
+        if !(1..=4096).contains(&self.ef_search) || !(1..=4096).contains(&self.ef_construction) {
+            return bad("ef_search and ef_construction must be in 1..=4096");
+        }
+        if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
+            return bad("max_dead_ratio must be in (0, 1)");
+        }
+        let capacity = self
+            .capacity
+            .unwrap_or(Capacity::Entries(DEFAULT_MAX_ENTRIES));
+        let max_value_bytes = match (self.max_value_bytes, capacity) {
+            (Some(b), _) => b,
+            (None, Capacity::Bytes(b)) => (b / 16).min(16 << 20) as usize,
+            (None, Capacity::Entries(_)) => 16 << 20,
+        };
+        let ef_probe = if self.adaptive {
+            (self.ef_search / 4).max(8).min(self.ef_search)
+        } else {
+            self.ef_search
+        };
+        let config = Config {
+            dimension: self.dimension,
+            capacity,
+            ttl: self.ttl,
+            tti: self.tti,
+            threshold: self.threshold,
+            scope_thresholds: self.scope_thresholds,
+            index: IndexParams {
+                m: self.m,
+                ef_construction: self.ef_construction,
+                flat_limit: self.flat_limit,
+                max_dead_ratio: self.max_dead_ratio,
+                min_dead: 64,
+                background: self.background_rebuild,
+            },
+            search: SearchParams {
+                ef_search: self.ef_search,
+                ef_probe,
+                margin: 0.05,
+            },
+            weigher: self
+                .weigher
+                .unwrap_or_else(|| Arc::new(|_: &V| std::mem::size_of::<V>())),
+            max_value_bytes,
+            max_prompt_bytes: self.max_prompt_bytes,
+            clock: self.clock,
+        };
+        Ok(Cache::from_config(config))
+    }
+}

@@ -1,0 +1,594 @@
+//! The public handle: a cheap `Clone` over shared state.
+
+use crate::builder::CacheBuilder;
+use crate::clock::nanos;
+use crate::config::{Capacity, Config};
+use crate::entry::{Entry, RemovalHint};
+use crate::error::{BoxError, Error, Result};
+use crate::inflight::InFlight;
+use crate::key::{Key, exact_key, normalize};
+use crate::lookup::{Hit, Lookup, Miss, Source};
+use crate::partitions::Partitions;
+use crate::scope::Scope;
+use crate::stats::{Counters, Stats};
+use crate::vector::validate::unit_vector;
+use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+type Store<V> = moka::sync::Cache<Key, Arc<Entry<V>>>;
+
+/// The two-tier semantic cache. See the [crate docs](crate) for the design and guarantees.
+///
+/// `Cache` is `Send + Sync`; clones share the same entries (cloning is one reference count), so
+/// hand a clone to every thread or task.
+///
+/// ```
+/// use paracache::{Cache, Lookup, Scope};
+/// let cache: Cache<String> = Cache::builder(2).threshold(0.9).build().unwrap();
+/// let scope = Scope::builder().tenant("acme").model("m1").build();
+/// cache.insert(&scope, "What is Rust?", vec![1.0, 0.1], "A language.".into()).unwrap();
+///
+/// // A paraphrase with a close embedding is a semantic hit.
+/// let r = cache.lookup(&scope, "Tell me what Rust is", |_| Ok::<_, std::io::Error>(vec![1.0, 0.12])).unwrap();
+/// assert_eq!(r.hit().unwrap().value(), "A language.");
+/// // Another tenant never sees it.
+/// let other = Scope::builder().tenant("evil").model("m1").build();
+/// assert!(!cache.lookup(&other, "What is Rust?", |_| Ok::<_, std::io::Error>(vec![1.0, 0.1])).unwrap().is_hit());
+/// ```
+pub struct Cache<V> {
+    pub(crate) inner: Arc<Inner<V>>,
+}
+
+pub(crate) struct Inner<V> {
+    pub(crate) config: Config<V>,
+    store: Store<V>,
+    partitions: Arc<Partitions>,
+    pub(crate) counters: Arc<Counters>,
+    seq: AtomicU64,
+    epoch: AtomicU64,
+    pub(crate) inflight: InFlight,
+}
+
+impl<V> Clone for Cache<V> {
+    fn clone(&self) -> Self {
+        Cache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// How many candidates the first search asks for; dead ones make it ask for more.
+const FIRST_K: usize = 4;
+
+impl<V: Send + Sync + 'static> Cache<V> {
+    /// Start configuring a cache for embeddings of `dimension` components.
+    ///
+    /// ```
+    /// let cache: paracache::Cache<u64> = paracache::Cache::builder(384).build().unwrap();
+    /// assert_eq!(cache.dimension(), 384);
+    /// ```
+    pub fn builder(dimension: usize) -> CacheBuilder<V> {
+        CacheBuilder::new(dimension)
+    }
+
+    pub(crate) fn from_config(config: Config<V>) -> Self {
+        let counters = Arc::new(Counters::default());
+        let partitions = Arc::new(Partitions::new());
+        let store = build_store(&config, counters.clone(), partitions.clone());
+        Cache {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                partitions,
+                counters,
+                seq: AtomicU64::new(0),
+                epoch: AtomicU64::new(0),
+                inflight: InFlight::default(),
+            }),
+        }
+    }
+
+    /// The embedding dimension this cache accepts.
+    ///
+    /// ```
+    /// assert_eq!(paracache::Cache::<u8>::builder(8).build().unwrap().dimension(), 8);
+    /// ```
+    pub fn dimension(&self) -> usize {
+        self.inner.config.dimension
+    }
+
+    /// The similarity threshold that applies to `scope`.
+    ///
+    /// ```
+    /// let c = paracache::Cache::<u8>::builder(8).threshold(0.8).build().unwrap();
+    /// assert_eq!(c.threshold_for(&paracache::Scope::global()), 0.8);
+    /// ```
+    pub fn threshold_for(&self, scope: &Scope) -> f32 {
+        self.inner.config.threshold_for(scope)
+    }
+
+    /// Look a prompt up: exact tier first, then, only if that misses, `embed` is called once and
+    /// the semantic tier is searched within `scope`.
+    ///
+    /// `embed` receives the normalized prompt. An exact hit never calls it. A miss returns the
+    /// validated embedding so you can [`insert_miss`](Self::insert_miss) without embedding again.
+    /// Errors (bad prompt, failing or invalid embedding) change nothing and are not counted as
+    /// lookups.
+    ///
+    /// ```
+    /// use paracache::{Cache, Lookup, Scope};
+    /// let cache: Cache<u32> = Cache::builder(2).build().unwrap();
+    /// let scope = Scope::global();
+    /// let r = cache.lookup(&scope, "q", |_| Ok::<_, std::io::Error>(vec![1.0, 0.0])).unwrap();
+    /// let Lookup::Miss(miss) = r else { unreachable!() };
+    /// cache.insert_miss(miss, 42).unwrap();
+    /// // The repeat is answered without embedding: this closure would fail if it ran.
+    /// let r = cache.lookup(&scope, "q", |_| Err::<Vec<f32>, _>(std::io::Error::other("not called"))).unwrap();
+    /// assert_eq!(r.hit().map(|h| *h.value()), Some(42));
+    /// ```
+    pub fn lookup<F, E>(&self, scope: &Scope, prompt: &str, embed: F) -> Result<Lookup<V>>
+    where
+        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
+        E: Into<BoxError>,
+    {
+        let text = self.check_prompt(prompt)?;
+        let key = exact_key(scope, &text);
+        if let Some(hit) = self.exact_hit(scope, &text, &key) {
+            return Ok(Lookup::Hit(hit));
+        }
+        let vector = self.embed_checked(&text, embed)?;
+        Ok(self.semantic_lookup(scope, text.into(), key, vector))
+    }
+
+    /// Insert (or replace) the answer for `prompt` in `scope`, with its embedding.
+    ///
+    /// Validates everything first: on error nothing changes. Returns the new entry as a hit with
+    /// [`Source::Computed`].
+    ///
+    /// ```
+    /// use paracache::{Cache, Error, Scope};
+    /// let cache: Cache<u32> = Cache::builder(2).build().unwrap();
+    /// assert_eq!(cache.insert(&Scope::global(), "  ", vec![1.0, 0.0], 1).unwrap_err(), Error::EmptyPrompt);
+    /// assert_eq!(cache.insert(&Scope::global(), "q", vec![0.0, 0.0], 1).unwrap_err(), Error::ZeroVector);
+    /// assert_eq!(*cache.insert(&Scope::global(), "q", vec![1.0, 0.0], 1).unwrap().value(), 1);
+    /// ```
+    pub fn insert(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embedding: Vec<f32>,
+        value: V,
+    ) -> Result<Hit<V>> {
+        let text = self.check_prompt(prompt)?;
+        let vector = unit_vector(&embedding, self.inner.config.dimension)?;
+        let key = exact_key(scope, &text);
+        self.insert_checked(scope, text.into(), key, vector, value)
+    }
+
+    /// Insert the answer for a prompt that just missed, reusing the miss's normalized prompt, key
+    /// and embedding.
+    ///
+    /// ```
+    /// use paracache::{Cache, Lookup, Scope};
+    /// let cache: Cache<&str> = Cache::builder(2).build().unwrap();
+    /// if let Lookup::Miss(m) = cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![0.0, 1.0])).unwrap() {
+    ///     cache.insert_miss(m, "answer").unwrap();
+    /// }
+    /// assert!(cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![0.0, 1.0])).unwrap().is_hit());
+    /// ```
+    pub fn insert_miss(&self, miss: Miss, value: V) -> Result<Hit<V>> {
+        self.insert_checked(&miss.scope, miss.prompt, miss.key, miss.vector, value)
+    }
+
+    /// Remove the entry for `prompt` in `scope`. Returns whether one was removed. Once this returns,
+    /// neither tier serves it.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let cache: Cache<u32> = Cache::builder(1).build().unwrap();
+    /// cache.insert(&Scope::global(), "q", vec![1.0], 1).unwrap();
+    /// assert!(cache.invalidate(&Scope::global(), "q"));
+    /// assert!(!cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0])).unwrap().is_hit());
+    /// ```
+    pub fn invalidate(&self, scope: &Scope, prompt: &str) -> bool {
+        let text = normalize(prompt);
+        let key = exact_key(scope, &text);
+        match self.inner.store.get(&key) {
+            Some(e) if e.scope == *scope && *e.prompt == *text => self.remove_exact(&e),
+            _ => false,
+        }
+    }
+
+    /// Remove every entry of `scope`, in both tiers, and free its index. Once this returns, nothing
+    /// inserted in the scope before the call is served.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let cache: Cache<u32> = Cache::builder(1).build().unwrap();
+    /// let (a, b) = (Scope::named("a"), Scope::named("b"));
+    /// cache.insert(&a, "q", vec![1.0], 1).unwrap();
+    /// cache.insert(&b, "q", vec![1.0], 2).unwrap();
+    /// cache.invalidate_scope(&a);
+    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0]);
+    /// assert!(!cache.lookup(&a, "q", embed).unwrap().is_hit());
+    /// assert!(cache.lookup(&b, "q", embed).unwrap().is_hit());
+    /// ```
+    pub fn invalidate_scope(&self, scope: &Scope) {
+        if let Some(p) = self.inner.partitions.remove(scope) {
+            for (key, seq) in p.segment().live_keys() {
+                self.remove_if_seq(key, seq, RemovalHint::None);
+            }
+        }
+    }
+
+    /// Remove everything. Once this returns, nothing inserted before is served.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let cache: Cache<u32> = Cache::builder(1).build().unwrap();
+    /// cache.insert(&Scope::global(), "q", vec![1.0], 1).unwrap();
+    /// cache.clear();
+    /// assert!(!cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0])).unwrap().is_hit());
+    /// ```
+    pub fn clear(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.partitions.drain();
+        self.inner.store.invalidate_all();
+    }
+
+    /// A copy of the counters. See [`Stats`] for what adds up to what.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let cache: Cache<u32> = Cache::builder(1).build().unwrap();
+    /// cache.insert(&Scope::global(), "q", vec![1.0], 1).unwrap();
+    /// let _ = cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0])).unwrap();
+    /// cache.run_pending_tasks();
+    /// let s = cache.stats();
+    /// assert_eq!((s.inserts, s.exact_hits, s.entries, s.index_live), (1, 1, 1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let (live, dead) = self.inner.partitions.totals();
+        self.inner
+            .counters
+            .snapshot(self.inner.store.entry_count(), live, dead)
+    }
+
+    /// Run the store's pending maintenance now (evictions, expirations, removal notifications), so
+    /// that `stats()` and index counts are exact. The store does this by itself as it is used.
+    ///
+    /// ```
+    /// let c = paracache::Cache::<u8>::builder(1).build().unwrap();
+    /// c.run_pending_tasks();
+    /// ```
+    pub fn run_pending_tasks(&self) {
+        self.inner.store.run_pending_tasks();
+    }
+
+    /// Rebuild, on this thread, every partition that has passed its dead-share bound or the flat
+    /// limit (rebuilds otherwise happen by themselves, in the background).
+    ///
+    /// ```
+    /// let c = paracache::Cache::<u8>::builder(1).build().unwrap();
+    /// c.compact();
+    /// ```
+    pub fn compact(&self) {
+        let params = self.inner.config.index;
+        for p in self.inner.partitions.all() {
+            if p.wanted_rebuild(&params) != crate::vector::partition::Rebuild::None
+                && p.claim_rebuild()
+                && p.rebuild(&params)
+            {
+                Counters::bump(&self.inner.counters.rebuilds);
+            }
+        }
+    }
+
+    /// Number of scopes that currently hold indexed vectors.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let cache: Cache<u32> = Cache::builder(1).build().unwrap();
+    /// cache.insert(&Scope::named("a"), "q", vec![1.0], 1).unwrap();
+    /// assert_eq!(cache.scope_count(), 1);
+    /// ```
+    pub fn scope_count(&self) -> usize {
+        self.inner.partitions.len()
+    }
+
+    // ----- internals shared with `fetch` -----
+
+    pub(crate) fn check_prompt<'p>(&self, prompt: &'p str) -> Result<std::borrow::Cow<'p, str>> {
+        let text = normalize(prompt);
+        if text.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let max = self.inner.config.max_prompt_bytes;
+        if text.len() > max {
+            return Err(Error::PromptTooLarge {
+                bytes: text.len(),
+                max,
+            });
+        }
+        Ok(text)
+    }
+
+    pub(crate) fn embed_checked<F, E>(&self, text: &str, embed: F) -> Result<Arc<[f32]>>
+    where
+        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
+        E: Into<BoxError>,
+    {
+        Counters::bump(&self.inner.counters.embed_calls);
+        let v = embed(text).map_err(Error::embed)?;
+        unit_vector(&v, self.inner.config.dimension)
+    }
+
+    fn now(&self) -> u64 {
+        nanos(self.inner.config.clock.now())
+    }
+
+    /// Tier 1. A stored entry answers only if its scope and prompt are the query's own: an MD5
+    /// collision is a miss.
+    pub(crate) fn exact_entry(
+        &self,
+        scope: &Scope,
+        text: &str,
+        key: &Key,
+    ) -> Option<Arc<Entry<V>>> {
+        let entry = self.inner.store.get(key)?;
+        if entry.scope != *scope || *entry.prompt != *text || !self.servable(&entry, self.now()) {
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Tier 1, counted.
+    pub(crate) fn exact_hit(&self, scope: &Scope, text: &str, key: &Key) -> Option<Hit<V>> {
+        let entry = self.exact_entry(scope, text, key)?;
+        Counters::bump(&self.inner.counters.exact_hits);
+        Some(Hit {
+            entry,
+            source: Source::Exact,
+            similarity: 1.0,
+        })
+    }
+
+    /// Tier 2, and the miss that follows it. Counts exactly one of semantic hit or miss.
+    pub(crate) fn semantic_lookup(
+        &self,
+        scope: &Scope,
+        text: Box<str>,
+        key: Key,
+        vector: Arc<[f32]>,
+    ) -> Lookup<V> {
+        let threshold = self.inner.config.threshold_for(scope);
+        if let Some((entry, similarity)) = self.semantic_search(scope, &vector, threshold) {
+            Counters::bump(&self.inner.counters.semantic_hits);
+            return Lookup::Hit(Hit {
+                entry,
+                source: Source::Semantic,
+                similarity,
+            });
+        }
+        Counters::bump(&self.inner.counters.misses);
+        Lookup::Miss(Miss {
+            scope: scope.clone(),
+            prompt: text,
+            key,
+            vector,
+        })
+    }
+
+    /// Best servable entry at or above `threshold`. Dead candidates are skipped and, when they
+    /// fill the whole window, the window grows, so a dead neighbour never hides a live one.
+    pub(crate) fn semantic_search(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        threshold: f32,
+    ) -> Option<(Arc<Entry<V>>, f32)> {
+        let partition = self.inner.partitions.get(scope)?;
+        let segment = partition.segment();
+        let (live, dead) = segment.counts();
+        let total = live + dead;
+        if live == 0 {
+            return None;
+        }
+        let search = self.inner.config.search;
+        let floor = threshold - search.margin;
+        let now = self.now();
+        let mut k = FIRST_K.min(total);
+        let mut ef = if segment.has_graph() {
+            search.ef_probe
+        } else {
+            search.ef_search
+        };
+        loop {
+            let found = segment.search(query, k, ef, floor);
+            for c in found
+                .candidates
+                .iter()
+                .take_while(|c| c.similarity >= threshold)
+            {
+                let verified = self
+                    .inner
+                    .store
+                    .get(&c.key)
+                    .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
+                if let Some(entry) = verified {
+                    return Some((entry, c.similarity));
+                }
+            }
+            let window_all_above = found.raw_len == k && found.raw_worst >= threshold;
+            if window_all_above && k < total {
+                k = (k * 4).min(total);
+                ef = ef.max(k);
+                continue;
+            }
+            let near_miss = found
+                .candidates
+                .first()
+                .is_some_and(|c| c.similarity >= floor);
+            if segment.has_graph() && ef < search.ef_search && near_miss {
+                ef = search.ef_search;
+                continue;
+            }
+            return None;
+        }
+    }
+
+    pub(crate) fn check_value(&self, value: &V) -> Result<usize> {
+        let bytes = (self.inner.config.weigher)(value);
+        let max = self.inner.config.max_value_bytes;
+        if bytes > max {
+            return Err(Error::ValueTooLarge {
+                weight: bytes as u64,
+                max: max as u64,
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub(crate) fn insert_checked(
+        &self,
+        scope: &Scope,
+        prompt: Box<str>,
+        key: Key,
+        vector: Arc<[f32]>,
+        value: V,
+    ) -> Result<Hit<V>> {
+        let value_bytes = self.check_value(&value)?;
+        let inner = &self.inner;
+        let weight = inner
+            .config
+            .entry_weight(prompt.len(), value_bytes)
+            .min(u32::MAX as u64) as u32;
+        let epoch = inner.epoch.load(Ordering::Acquire);
+        let seq = inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // The vector goes in before the store entry: the store's removal listener must find it.
+        let (partition, generation) = loop {
+            let p = inner.partitions.get_or_create(scope);
+            if let Some(generation) = p.insert(key, seq, vector.clone()) {
+                break (p, generation);
+            }
+        };
+        let now = self.now();
+        let entry = Arc::new(Entry {
+            key,
+            scope: scope.clone(),
+            prompt,
+            vector,
+            value,
+            seq,
+            epoch,
+            generation,
+            scope_state: partition.state.clone(),
+            partition: Arc::downgrade(&partition),
+            created_ns: now,
+            last_access_ns: AtomicU64::new(now),
+            weight,
+            removal_hint: AtomicU8::new(RemovalHint::None as u8),
+        });
+        Counters::bump(&inner.counters.inserts);
+        inner.store.insert(key, entry.clone());
+        inner
+            .partitions
+            .maintain(scope, &partition, &inner.config.index, &inner.counters);
+        Ok(Hit {
+            entry,
+            source: Source::Computed,
+            similarity: 1.0,
+        })
+    }
+
+    /// Whether an entry may be served now; touches it for TTI and reclaims it if it expired.
+    fn servable(&self, e: &Arc<Entry<V>>, now: u64) -> bool {
+        let inner = &self.inner;
+        if e.epoch != inner.epoch.load(Ordering::Acquire)
+            || e.generation != e.scope_state.generation.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        let cfg = &inner.config;
+        let expired = cfg
+            .ttl
+            .is_some_and(|ttl| now >= e.created_ns.saturating_add(nanos(ttl)))
+            || cfg.tti.is_some_and(|tti| {
+                now >= e
+                    .last_access_ns
+                    .load(Ordering::Relaxed)
+                    .saturating_add(nanos(tti))
+            });
+        if expired {
+            self.remove_if_seq(e.key, e.seq, RemovalHint::Expired);
+            return false;
+        }
+        if cfg.tti.is_some() {
+            e.last_access_ns.fetch_max(now, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn remove_exact(&self, e: &Arc<Entry<V>>) -> bool {
+        self.remove_if_seq(e.key, e.seq, RemovalHint::None)
+    }
+
+    /// Remove `key` from the store only if it still holds the entry with `seq` (a newer insert
+    /// under the same key is left alone).
+    fn remove_if_seq(&self, key: Key, seq: u64, hint: RemovalHint) -> bool {
+        let mut removed = false;
+        self.inner
+            .store
+            .entry(key)
+            .and_compute_with(|cur| match cur {
+                Some(cur) if cur.value().seq == seq => {
+                    cur.value()
+                        .removal_hint
+                        .store(hint as u8, Ordering::Release);
+                    removed = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
+        removed
+    }
+}
+
+fn build_store<V: Send + Sync + 'static>(
+    config: &Config<V>,
+    counters: Arc<Counters>,
+    partitions: Arc<Partitions>,
+) -> Store<V> {
+    let params = config.index;
+    let listener = move |_key: Arc<Key>, e: Arc<Entry<V>>, cause: RemovalCause| {
+        let counter = match (e.hint(), cause) {
+            (RemovalHint::Expired, _) | (_, RemovalCause::Expired) => &counters.evicted_expired,
+            (_, RemovalCause::Size) => &counters.evicted_size,
+            (_, RemovalCause::Replaced) => &counters.evicted_replaced,
+            (_, RemovalCause::Explicit) => &counters.evicted_explicit,
+        };
+        Counters::bump(counter);
+        if let Some(p) = e.partition.upgrade() {
+            p.remove(&e.key, e.seq);
+            if !p.is_retired() {
+                partitions.maintain(&e.scope, &p, &params, &counters);
+            }
+        }
+    };
+    let mut b = moka::sync::Cache::builder().eviction_listener(listener);
+    b = match config.capacity {
+        Capacity::Entries(n) => b.max_capacity(n),
+        Capacity::Bytes(n) => b
+            .max_capacity(n)
+            .weigher(|_k: &Key, e: &Arc<Entry<V>>| e.weight),
+    };
+    if let Some(ttl) = config.ttl {
+        b = b.time_to_live(ttl);
+    }
+    if let Some(tti) = config.tti {
+        b = b.time_to_idle(tti);
+    }
+    b.build()
+}

@@ -1,0 +1,52 @@
+//! Validated configuration, fixed at build time.
+
+use crate::clock::Clock;
+use crate::scope::Scope;
+use crate::vector::{IndexParams, SearchParams};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How capacity is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Capacity {
+    Entries(u64),
+    Bytes(u64),
+}
+
+pub(crate) type Weigher<V> = Arc<dyn Fn(&V) -> usize + Send + Sync>;
+
+pub(crate) struct Config<V> {
+    pub(crate) dimension: usize,
+    pub(crate) capacity: Capacity,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) tti: Option<Duration>,
+    pub(crate) threshold: f32,
+    pub(crate) scope_thresholds: HashMap<Scope, f32>,
+    pub(crate) index: IndexParams,
+    pub(crate) search: SearchParams,
+    pub(crate) weigher: Weigher<V>,
+    pub(crate) max_value_bytes: usize,
+    pub(crate) max_prompt_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl<V> Config<V> {
+    pub(crate) fn threshold_for(&self, scope: &Scope) -> f32 {
+        if self.scope_thresholds.is_empty() {
+            return self.threshold;
+        }
+        self.scope_thresholds
+            .get(scope)
+            .copied()
+            .unwrap_or(self.threshold)
+    }
+
+    /// Estimated resident bytes of one entry: prompt, value, the entry's own vector, the graph's
+    /// copy of it and its links (2·M neighbours of ~16 bytes at layer 0), and fixed overhead.
+    pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {
+        const OVERHEAD: usize = 320;
+        let vector = self.dimension * std::mem::size_of::<f32>();
+        (prompt_bytes + value_bytes + 2 * vector + 32 * self.index.m + OVERHEAD) as u64
+    }
+}

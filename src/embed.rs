@@ -1,0 +1,123 @@
+//! Embedders: the trait the cache's callers implement, and an offline default.
+
+use crate::error::BoxError;
+
+/// Turns text into a vector. Implement it for your model; pass it to lookups as
+/// `|text| embedder.embed(text)`.
+///
+/// `model_id` should be part of your [`crate::Scope`] (e.g. as a `param`) so that vectors of two
+/// models never meet in one index.
+///
+/// ```
+/// use paracache::{Embedder, HashEmbedder};
+/// let e = HashEmbedder::new(256);
+/// assert_eq!(e.embed("hello world").unwrap().len(), e.dimension());
+/// assert_eq!(e.embed_batch(&["a", "b"]).unwrap().len(), 2);
+/// ```
+pub trait Embedder: Send + Sync {
+    /// A stable identifier of the model and its settings.
+    fn model_id(&self) -> &str;
+    /// Length of the vectors it returns.
+    fn dimension(&self) -> usize;
+    /// Embed one text.
+    fn embed(&self, text: &str) -> Result<Vec<f32>, BoxError>;
+    /// Embed many texts; the default calls [`Self::embed`] for each.
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
+        texts.iter().map(|t| self.embed(t)).collect()
+    }
+}
+
+/// An offline, dependency-free, *lexical* embedder: feature hashing of lower-cased words and their
+/// character trigrams into a fixed-size vector, L2-normalized.
+///
+/// It is what the quickstart uses so that it runs with nothing to download. Two texts score high
+/// when they share most words or word stems ("reset my password" / "resetting the password"); it
+/// does **not** understand meaning, so true paraphrases with different words score low and
+/// opposite statements with the same words ("is safe" / "is not safe") score high. Use a real
+/// sentence-embedding model in production.
+///
+/// ```
+/// use paracache::{Embedder, HashEmbedder};
+/// let e = HashEmbedder::new(256);
+/// let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+/// let a = e.embed("How do I reset my password?").unwrap();
+/// let b = e.embed("how can I reset my password").unwrap();
+/// let c = e.embed("Best pizza in Naples").unwrap();
+/// assert!(cos(&a, &b) > 0.7 && cos(&a, &c) < 0.3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct HashEmbedder {
+    dimension: usize,
+    id: String,
+}
+
+impl HashEmbedder {
+    /// A hashing embedder producing vectors of `dimension` components (at least 1).
+    ///
+    /// ```
+    /// assert_eq!(paracache::HashEmbedder::new(0).dimension(), 1);
+    /// # use paracache::Embedder;
+    /// ```
+    pub fn new(dimension: usize) -> Self {
+        let dimension = dimension.max(1);
+        HashEmbedder {
+            dimension,
+            id: format!("paracache-hash-v1-{dimension}"),
+        }
+    }
+
+    fn add(&self, v: &mut [f32], feature: &[u8], weight: f32) {
+        let h = fnv1a(feature);
+        let idx = (h % self.dimension as u64) as usize;
+        let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+        v[idx] += sign * weight;
+    }
+}
+
+impl Embedder for HashEmbedder {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed(&self, text: &str) -> Result<Vec<f32>, BoxError> {
+        let mut v = vec![0.0f32; self.dimension];
+        let lower = text.to_lowercase();
+        for word in lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            self.add(&mut v, word.as_bytes(), 1.0);
+            let padded: Vec<char> = std::iter::once('<')
+                .chain(word.chars())
+                .chain(Some('>'))
+                .collect();
+            let mut buf = String::new();
+            for tri in padded.windows(3) {
+                buf.clear();
+                buf.extend(tri);
+                self.add(&mut v, buf.as_bytes(), 0.5);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm == 0.0 {
+            // No word characters: a fixed direction, so the vector is still valid.
+            v[0] = 1.0;
+        } else {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        Ok(v)
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

@@ -1,0 +1,88 @@
+//! # paracache — an embeddable two-tier semantic cache for LLM prompts
+//!
+//! Put it in front of a model: a repeated prompt is answered in about a microsecond without calling
+//! the embedding model, a paraphrase in well under a millisecond, and everything else goes to the
+//! model once (even when many callers ask at the same time).
+//!
+//! ```
+//! use paracache::{Cache, Embedder, HashEmbedder, Lookup, Scope};
+//!
+//! let embedder = HashEmbedder::new(256); // offline and lexical; use a real model in production
+//! let cache: Cache<String> = Cache::builder(embedder.dimension()).threshold(0.8).build()?;
+//! let scope = Scope::builder().tenant("acme").model("gpt-4o").build();
+//!
+//! let answer = cache.get_or_insert_with(&scope, "How do I reset my password?",
+//!     |t| embedder.embed(t),
+//!     || Ok::<_, std::io::Error>("Settings > Security > Reset.".to_string()))?;
+//! assert_eq!(answer.source(), paracache::Source::Computed);
+//!
+//! match cache.lookup(&scope, "how can I reset my password", |t| embedder.embed(t))? {
+//!     Lookup::Hit(hit) => assert_eq!(hit.value(), "Settings > Security > Reset."),
+//!     Lookup::Miss(_) => unreachable!(),
+//! }
+//! # Ok::<(), paracache::Error>(())
+//! ```
+//!
+//! ## How a lookup works
+//!
+//! 1. The prompt is [normalized](normalize) (NFC, whitespace collapsed, trimmed).
+//! 2. **Exact tier**: the key is MD5 of `scope digest ‖ length ‖ prompt`. The stored scope and
+//!    prompt are compared on every hit, so an MD5 collision is a miss, never a wrong answer. No
+//!    embedding is computed.
+//! 3. Only on an exact miss is the embedding function called. The vector is validated (dimension,
+//!    finite, non-zero) and scaled to unit length.
+//! 4. **Semantic tier**: the scope's own index is searched — an exact SIMD scan for small scopes,
+//!    an HNSW graph (hnsw_rs with simsimd cosine) above [`CacheBuilder::flat_limit`]. The graph is
+//!    searched cheaply first and widened only when the best candidate is close to the threshold,
+//!    because a cache needs the hit/miss decision, not the exact neighbour list.
+//! 5. Every candidate is confirmed live in the entry store before it is served; dead ones are
+//!    skipped and never hide a live neighbour behind them.
+//!
+//! ## Guarantees
+//!
+//! - **Scopes never leak.** Each [`Scope`] (tenant, model, system prompt, sampling parameters) has
+//!   its own index and its own keys; scope equality compares the full encoding.
+//! - **Nothing dead is served.** Evicted, expired, invalidated, replaced or cleared entries are
+//!   never returned by either tier, from the moment the removing call returns (expiry: from the
+//!   moment the [`Clock`] passes it).
+//! - **Bounded memory.** Capacity by entries or estimated bytes; dead vectors are tombstoned and a
+//!   scope's index is rebuilt from live vectors (while lookups go on) once dead vectors pass
+//!   [`CacheBuilder::max_dead_ratio`]. Empty scopes are dropped.
+//! - **Bad input is an error, not a panic**, and a failed call changes nothing.
+//! - **Concurrency.** `Cache` is `Send + Sync` and `Clone` (shared state). No lock is held while
+//!   calling your embed or compute function; concurrent misses on one prompt compute once.
+//!
+//! ## Consistency
+//!
+//! Entry counts in [`Stats`] come from the store and settle after its maintenance runs
+//! ([`Cache::run_pending_tasks`]); what is *served* never depends on that.
+//!
+//! MSRV: Rust 1.85 (edition 2024).
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod cache;
+mod clock;
+mod config;
+mod embed;
+mod entry;
+mod error;
+mod fetch;
+mod inflight;
+mod key;
+mod lookup;
+mod partitions;
+mod scope;
+mod stats;
+mod vector;
+
+pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
+pub use cache::Cache;
+pub use clock::{Clock, MockClock, SystemClock};
+pub use embed::{Embedder, HashEmbedder};
+pub use error::{BoxError, Error, Result};
+pub use key::normalize;
+pub use lookup::{Hit, Lookup, Miss, Source};
+pub use scope::{Scope, ScopeBuilder};
+pub use stats::Stats;

@@ -1,0 +1,89 @@
+//! Counters behind [`crate::Cache::stats`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A point-in-time copy of the cache's counters.
+///
+/// Every lookup counts exactly once as an exact hit, a semantic hit or a miss, so
+/// `exact_hits + semantic_hits + misses` is the number of lookups (including the lookups inside
+/// `get_or_insert_with`). `entries` and the index counts are read when `stats()` is called;
+/// the store updates its entry count in the background, so it can lag a moment behind.
+///
+/// ```
+/// use paracache::{Cache, Scope};
+/// let cache: Cache<u32> = Cache::builder(2).max_entries(10).build().unwrap();
+/// let s = cache.stats();
+/// assert_eq!(s.exact_hits + s.semantic_hits + s.misses, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lookups answered by the exact tier.
+    pub exact_hits: u64,
+    /// Lookups answered by the semantic tier.
+    pub semantic_hits: u64,
+    /// Lookups answered by neither tier.
+    pub misses: u64,
+    /// Entries inserted (including replacements).
+    pub inserts: u64,
+    /// Entries removed to stay within capacity.
+    pub evicted_size: u64,
+    /// Entries removed because their TTL or TTI passed.
+    pub evicted_expired: u64,
+    /// Entries removed by `invalidate`, `invalidate_scope` or `clear`.
+    pub evicted_explicit: u64,
+    /// Entries replaced by a newer insert under the same key.
+    pub evicted_replaced: u64,
+    /// Calls made to the embedding function.
+    pub embed_calls: u64,
+    /// Calls made to the compute function of `get_or_insert_with*`.
+    pub compute_calls: u64,
+    /// Entries in the store.
+    pub entries: u64,
+    /// Vectors in the semantic index whose entry is live.
+    pub index_live: u64,
+    /// Vectors still in the index whose entry is gone (reclaimed by the next rebuild).
+    pub index_dead: u64,
+    /// Partition rebuilds completed (compactions and flat-to-graph promotions).
+    pub rebuilds: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) exact_hits: AtomicU64,
+    pub(crate) semantic_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) evicted_size: AtomicU64,
+    pub(crate) evicted_expired: AtomicU64,
+    pub(crate) evicted_explicit: AtomicU64,
+    pub(crate) evicted_replaced: AtomicU64,
+    pub(crate) embed_calls: AtomicU64,
+    pub(crate) compute_calls: AtomicU64,
+    pub(crate) rebuilds: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, entries: u64, index_live: u64, index_dead: u64) -> Stats {
+        Stats {
+            exact_hits: self.exact_hits.load(Relaxed),
+            semantic_hits: self.semantic_hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            inserts: self.inserts.load(Relaxed),
+            evicted_size: self.evicted_size.load(Relaxed),
+            evicted_expired: self.evicted_expired.load(Relaxed),
+            evicted_explicit: self.evicted_explicit.load(Relaxed),
+            evicted_replaced: self.evicted_replaced.load(Relaxed),
+            embed_calls: self.embed_calls.load(Relaxed),
+            compute_calls: self.compute_calls.load(Relaxed),
+            entries,
+            index_live,
+            index_dead,
+            rebuilds: self.rebuilds.load(Relaxed),
+        }
+    }
+}

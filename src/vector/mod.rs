@@ -1,0 +1,47 @@
+//! The semantic tier's storage: one [`partition::Partition`] per scope, each holding a
+//! [`segment::Segment`] (slot book + optional HNSW graph) that is rebuilt to drop tombstones.
+//!
+//! "Distance" lives only in this module; everything above it speaks of similarity.
+
+pub(crate) mod distance;
+pub(crate) mod graph;
+pub(crate) mod partition;
+pub(crate) mod segment;
+pub(crate) mod validate;
+
+use crate::key::Key;
+
+/// A vector the index proposes for a query, before the store confirms it is still live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    pub(crate) key: Key,
+    pub(crate) seq: u64,
+    pub(crate) similarity: f32,
+}
+
+/// How hard the graph searches and when it widens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SearchParams {
+    /// Graph beam width of the final (widest) search.
+    pub(crate) ef_search: usize,
+    /// Beam width of the first, cheap probe; equal to `ef_search` disables adaptive search.
+    pub(crate) ef_probe: usize,
+    /// A probe whose best live similarity is within this distance of the threshold is re-run at
+    /// `ef_search`, because only there can a wider search change the hit/miss decision.
+    pub(crate) margin: f32,
+}
+
+/// Parameters a partition needs to build and compact itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexParams {
+    pub(crate) m: usize,
+    pub(crate) ef_construction: usize,
+    /// Live entries up to which a partition answers by exact scan instead of a graph.
+    pub(crate) flat_limit: usize,
+    /// Share of dead slots above which a partition is rebuilt.
+    pub(crate) max_dead_ratio: f32,
+    /// Dead slots below which no rebuild is worth its cost.
+    pub(crate) min_dead: usize,
+    /// Rebuild graphs on a background thread (else inline, for deterministic tests).
+    pub(crate) background: bool,
+}

@@ -1,0 +1,218 @@
+//! A scope's slice of the semantic tier, and its rebuild: copy the live vectors into a fresh
+//! segment while lookups and inserts go on against the old one, replay what changed meanwhile,
+//! then swap.
+//!
+//! Lock order: `Partition::segment` before the segment's book. Neither is ever held while the
+//! entry store or user code is called.
+
+use super::IndexParams;
+use super::graph::HnswGraph;
+use super::segment::{LiveVector, Segment};
+use crate::key::Key;
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Per-scope validity shared with every entry of the scope: bumping the generation kills them all
+/// at once, in both tiers, before their memory is reclaimed.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeState {
+    pub(crate) generation: AtomicU64,
+}
+
+pub(crate) struct Partition {
+    segment: RwLock<Arc<Segment>>,
+    pub(crate) state: Arc<ScopeState>,
+    rebuilding: AtomicBool,
+    retired: AtomicBool,
+}
+
+/// Why (or whether) a partition should be rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rebuild {
+    None,
+    /// Too many tombstones.
+    Compact,
+    /// Grew past the flat limit: build a graph.
+    Promote,
+}
+
+impl Partition {
+    pub(crate) fn new() -> Self {
+        Partition {
+            segment: RwLock::new(Arc::new(Segment::flat())),
+            state: Arc::new(ScopeState::default()),
+            rebuilding: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn segment(&self) -> Arc<Segment> {
+        self.segment.read().clone()
+    }
+
+    /// Add a vector. Returns the scope generation it was added under, or `None` if this partition
+    /// was retired (the caller fetches the scope's new partition and tries again).
+    pub(crate) fn insert(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> Option<u64> {
+        // Held across the insert so a rebuild's final catch-up cannot miss it.
+        let seg = self.segment.read();
+        if self.retired.load(Ordering::Acquire) {
+            return None;
+        }
+        let generation = self.state.generation.load(Ordering::Acquire);
+        seg.insert(key, seq, vector);
+        Some(generation)
+    }
+
+    pub(crate) fn remove(&self, key: &Key, seq: u64) {
+        self.segment.read().remove(key, seq);
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Retire an empty partition so its map slot can be dropped; bumps the generation so nothing
+    /// that still points at it can be served.
+    pub(crate) fn try_retire(&self) -> bool {
+        let seg = self.segment.write();
+        if seg.counts().0 != 0 || self.rebuilding.load(Ordering::Acquire) {
+            return false;
+        }
+        self.retire_locked();
+        true
+    }
+
+    /// Retire unconditionally (scope invalidation, clear).
+    pub(crate) fn retire(&self) {
+        let _seg = self.segment.write();
+        self.retire_locked();
+    }
+
+    fn retire_locked(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.state.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn wanted_rebuild(&self, p: &IndexParams) -> Rebuild {
+        let seg = self.segment();
+        let (live, dead) = seg.counts();
+        if !seg.has_graph() && live > p.flat_limit {
+            Rebuild::Promote
+        } else if dead >= p.min_dead && dead as f32 > p.max_dead_ratio * (live + dead) as f32 {
+            Rebuild::Compact
+        } else {
+            Rebuild::None
+        }
+    }
+
+    /// Claim the right to rebuild; `false` if another rebuild is running.
+    pub(crate) fn claim_rebuild(&self) -> bool {
+        self.rebuilding
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Rebuild from live vectors and swap. Call only after a successful [`Self::claim_rebuild`].
+    /// Returns whether a new segment was swapped in.
+    pub(crate) fn rebuild(&self, p: &IndexParams) -> bool {
+        let swapped = self.rebuild_claimed(p);
+        self.rebuilding.store(false, Ordering::Release);
+        swapped
+    }
+
+    fn rebuild_claimed(&self, p: &IndexParams) -> bool {
+        let old = self.segment();
+        let (live, mut end) = old.begin_copy();
+        let graph = (live.len() > p.flat_limit)
+            .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
+        let fresh = Segment::build(live, graph);
+        // First catch-up without blocking anyone; the second, under the write lock, is short.
+        let (added, new_end, removed) = old.copy_since(end);
+        end = new_end;
+        replay(&fresh, added, removed);
+        let mut slot = self.segment.write();
+        if self.retired.load(Ordering::Acquire) || !Arc::ptr_eq(&slot, &old) {
+            old.end_copy();
+            return false;
+        }
+        let (added, _, removed) = old.copy_since(end);
+        replay(&fresh, added, removed);
+        old.end_copy();
+        *slot = Arc::new(fresh);
+        true
+    }
+}
+
+fn replay(fresh: &Segment, added: Vec<LiveVector>, removed: Vec<(Key, u64)>) {
+    for lv in added {
+        fresh.insert(lv.key, lv.seq, lv.vector);
+    }
+    for (key, seq) in removed {
+        fresh.remove(&key, seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(flat_limit: usize) -> IndexParams {
+        IndexParams {
+            m: 8,
+            ef_construction: 32,
+            flat_limit,
+            max_dead_ratio: 0.25,
+            min_dead: 1,
+            background: false,
+        }
+    }
+
+    fn unit(i: usize) -> Arc<[f32]> {
+        let a = i as f32 * 0.01;
+        Arc::from(vec![a.cos(), a.sin()])
+    }
+
+    fn key(i: usize) -> Key {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn compaction_drops_dead_and_keeps_live() {
+        let p = Partition::new();
+        for i in 0..10 {
+            p.insert(key(i), i as u64, unit(i)).unwrap();
+        }
+        for i in 0..5 {
+            p.remove(&key(i), i as u64);
+        }
+        assert_eq!(p.wanted_rebuild(&params(100)), Rebuild::Compact);
+        assert!(p.claim_rebuild());
+        assert!(p.rebuild(&params(100)));
+        assert_eq!(p.segment().counts(), (5, 0));
+    }
+
+    #[test]
+    fn promotion_builds_a_graph_that_finds_its_points() {
+        let p = Partition::new();
+        for i in 0..50 {
+            p.insert(key(i), i as u64, unit(i)).unwrap();
+        }
+        assert_eq!(p.wanted_rebuild(&params(10)), Rebuild::Promote);
+        assert!(p.claim_rebuild() && p.rebuild(&params(10)));
+        let seg = p.segment();
+        assert!(seg.has_graph());
+        let found = seg.search(&unit(20), 1, 32, 0.0);
+        assert_eq!(found.candidates[0].seq, 20);
+    }
+
+    #[test]
+    fn retired_partition_refuses_inserts_and_bumps_generation() {
+        let p = Partition::new();
+        assert!(p.try_retire());
+        assert!(p.insert(key(1), 1, unit(1)).is_none());
+        assert_eq!(p.state.generation.load(Ordering::Acquire), 1);
+    }
+}

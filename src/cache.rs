@@ -51,6 +51,17 @@ pub(crate) struct Inner<V> {
     pub(crate) inflight: InFlight,
 }
 
+impl<V> std::fmt::Debug for Cache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("dimension", &self.inner.config.dimension)
+            .field("capacity", &self.inner.config.capacity)
+            .field("threshold", &self.inner.config.threshold)
+            .field("entries", &self.inner.store.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<V> Clone for Cache<V> {
     fn clone(&self) -> Self {
         Cache {

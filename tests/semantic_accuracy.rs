@@ -1,0 +1,139 @@
+//! The semantic tier's hit/miss decisions against an exact scan, on clustered data where
+//! paraphrase hits are real nearest neighbours, and dead candidates that must not hide live ones.
+
+mod common;
+
+use common::{brute_best, clustered, fixed, jitter, random_unit};
+use paracache::{Cache, Scope};
+
+const DIM: usize = 48;
+const THRESHOLD: f32 = 0.90;
+
+/// Builds a graph-backed cache over `data` and compares decisions for paraphrase and novel queries.
+fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
+    let data = clustered(seed, 1_000, 8, DIM, 0.06);
+    let cache: Cache<usize> = Cache::builder(DIM)
+        .max_entries(100_000)
+        .threshold(THRESHOLD)
+        .flat_limit(256)
+        .adaptive_search(adaptive)
+        .background_rebuild(false)
+        .build()
+        .unwrap();
+    let s = Scope::global();
+    for (i, v) in data.iter().enumerate() {
+        cache.insert(&s, &format!("p{i}"), v.clone(), i).unwrap();
+    }
+    cache.compact();
+    let mut rng = common::rng(seed ^ 0xabc);
+    let (mut agree, mut hits, mut top1, mut n, mut close) = (0, 0, 0, 0, 0);
+    for q in 0..2_000 {
+        let query = if q % 2 == 0 {
+            // A paraphrase of a stored prompt, at a distance that puts many near the threshold.
+            let scale = 0.03 + 0.10 * (q % 11) as f32 / 10.0;
+            jitter(&mut rng, &data[(q * 7919) % data.len()], scale)
+        } else {
+            random_unit(&mut rng, DIM) // something new
+        };
+        let best = brute_best(&data, |_| true, &query);
+        if best.is_some_and(|b| (b.1 - THRESHOLD).abs() < 0.03) {
+            close += 1;
+        }
+        let truth = best.filter(|b| b.1 >= THRESHOLD);
+        let got = cache
+            .lookup(&s, &format!("query {q}"), fixed(&query))
+            .unwrap();
+        n += 1;
+        if let Some(hit) = got.hit() {
+            assert!(hit.similarity() >= THRESHOLD, "served below threshold");
+            let true_sim = common::cos(&data[*hit.value()], &query);
+            assert!(
+                (true_sim - hit.similarity()).abs() < 1e-4,
+                "reported similarity is exact"
+            );
+        }
+        if got.is_hit() == truth.is_some() {
+            agree += 1;
+        }
+        if let (Some(hit), Some((best, _))) = (got.hit(), truth) {
+            hits += 1;
+            if *hit.value() == best {
+                top1 += 1;
+            }
+        }
+    }
+    let agreement = agree as f64 / n as f64;
+    let recall1 = top1 as f64 / hits.max(1) as f64;
+    eprintln!(
+        "seed {seed} adaptive {adaptive}: agreement {agreement:.4}, recall@1 on hits {recall1:.4} ({hits} hits, {close} queries within 0.03 of the threshold)"
+    );
+    assert!(hits > 300, "the workload must exercise hits: {hits}");
+    assert!(
+        close > 200,
+        "the workload must exercise near-threshold decisions: {close}"
+    );
+    assert!(
+        agreement >= 0.99,
+        "decision agreement {agreement} (seed {seed})"
+    );
+    assert!(recall1 >= 0.97, "recall@1 {recall1} (seed {seed})");
+}
+
+#[test]
+fn graph_decisions_match_exact_scan_adaptive() {
+    decisions_match_exact_scan(7, true);
+}
+
+#[test]
+fn graph_decisions_match_exact_scan_full_ef() {
+    decisions_match_exact_scan(11, false);
+}
+
+/// Kill the nearest neighbours of a query in a graph partition: the live one behind them is found.
+#[test]
+fn dead_neighbours_never_hide_a_live_one() {
+    for flat_limit in [10_000, 64] {
+        let mut rng = common::rng(42);
+        let centre = random_unit(&mut rng, DIM);
+        let cache: Cache<usize> = Cache::builder(DIM)
+            .threshold(0.8)
+            .flat_limit(flat_limit)
+            .max_dead_ratio(0.9) // keep the tombstones in the graph for this test
+            .background_rebuild(false)
+            .build()
+            .unwrap();
+        let s = Scope::global();
+        // Background noise far away, then 40 points near the centre; the farthest of those stays live.
+        for i in 0..400 {
+            cache
+                .insert(
+                    &s,
+                    &format!("noise{i}"),
+                    random_unit(&mut rng, DIM),
+                    10_000 + i,
+                )
+                .unwrap();
+        }
+        let mut near: Vec<(usize, Vec<f32>)> = (0..40)
+            .map(|i| (i, jitter(&mut rng, &centre, 0.01 + 0.002 * i as f32)))
+            .collect();
+        near.sort_by(|a, b| common::cos(&b.1, &centre).total_cmp(&common::cos(&a.1, &centre)));
+        for (i, v) in &near {
+            cache
+                .insert(&s, &format!("near{i}"), v.clone(), *i)
+                .unwrap();
+        }
+        cache.compact();
+        let survivor = near.last().unwrap().0;
+        for (i, _) in &near[..near.len() - 1] {
+            assert!(cache.invalidate(&s, &format!("near{i}")));
+        }
+        let hit = cache.lookup(&s, "centre", fixed(&centre)).unwrap();
+        let hit = hit
+            .hit()
+            .unwrap_or_else(|| panic!("live neighbour hidden (flat_limit {flat_limit})"));
+        assert_eq!(*hit.value(), survivor);
+        cache.run_pending_tasks();
+        assert!(cache.stats().index_dead >= 39 || flat_limit == 10_000);
+    }
+}

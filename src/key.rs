@@ -25,9 +25,14 @@ pub(crate) type Key = [u8; 16];
 /// assert_eq!(normalize("Hello"), "Hello");
 /// ```
 pub fn normalize(prompt: &str) -> Cow<'_, str> {
-    let nfc: Cow<'_, str> = match is_nfc_quick(prompt.chars()) {
-        IsNormalized::Yes => Cow::Borrowed(prompt),
-        _ => Cow::Owned(prompt.nfc().collect()),
+    // ASCII is always NFC; checking that is a fast vectorized scan.
+    let nfc: Cow<'_, str> = if prompt.is_ascii() {
+        Cow::Borrowed(prompt)
+    } else {
+        match is_nfc_quick(prompt.chars()) {
+            IsNormalized::Yes => Cow::Borrowed(prompt),
+            _ => Cow::Owned(prompt.nfc().collect()),
+        }
     };
     if is_whitespace_normal(&nfc) {
         return nfc;
@@ -44,6 +49,13 @@ pub fn normalize(prompt: &str) -> Cow<'_, str> {
 
 /// True when the text has no leading/trailing whitespace and no whitespace other than single spaces.
 fn is_whitespace_normal(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        let bad_edge = b.first().is_some_and(u8::is_ascii_whitespace) || b.last().is_some_and(u8::is_ascii_whitespace);
+        // ASCII whitespace other than ' ' (\t \n \x0c \r) plus \x0b, which Unicode also counts.
+        let odd = |c: &u8| matches!(c, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+        return !bad_edge && !b.iter().any(odd) && !b.windows(2).any(|w| w == b"  ");
+    }
     let mut prev_space = true; // a leading space is not normal
     for c in s.chars() {
         if c.is_whitespace() {
@@ -78,6 +90,8 @@ mod tests {
         assert_eq!(normalize("a  b"), "a b");
         assert_eq!(normalize("a\u{00a0}b"), "a b");
         assert_eq!(normalize("\u{2003}a\r\nb "), "a b");
+        assert_eq!(normalize("a\x0bb\x0cc"), "a b c");
+        assert_eq!(normalize("a\u{85}b"), "a b");
         assert!(matches!(normalize("a b"), Cow::Borrowed(_)));
     }
 

@@ -3,6 +3,11 @@
 //!
 //! `cargo bench --bench lookup`
 
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
+
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
 use paracache::{Cache, Scope};
 use rand::rngs::StdRng;
@@ -25,7 +30,11 @@ fn random_unit(rng: &mut StdRng) -> Vec<f32> {
 }
 
 fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
-    unit(v.iter().map(|x| x + scale * rng.gen_range(-1.0f32..1.0)).collect())
+    unit(
+        v.iter()
+            .map(|x| x + scale * rng.gen_range(-1.0f32..1.0))
+            .collect(),
+    )
 }
 
 /// A ~200-byte prompt, distinct per `i`.
@@ -47,10 +56,16 @@ struct Fixture {
 
 fn fixture(n: usize, flat_limit: usize) -> Fixture {
     let mut rng = StdRng::seed_from_u64(1);
-    let centres: Vec<Vec<f32>> = (0..n / PER_CLUSTER).map(|_| random_unit(&mut rng)).collect();
+    let centres: Vec<Vec<f32>> = (0..n / PER_CLUSTER)
+        .map(|_| random_unit(&mut rng))
+        .collect();
     let data: Vec<Vec<f32>> = centres
         .iter()
-        .flat_map(|c| (0..PER_CLUSTER).map(|_| jitter(&mut rng, c, 0.02)).collect::<Vec<_>>())
+        .flat_map(|c| {
+            (0..PER_CLUSTER)
+                .map(|_| jitter(&mut rng, c, 0.02))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let cache: Cache<u64> = Cache::builder(DIM)
         .max_entries(n as u64 * 2)
@@ -63,9 +78,16 @@ fn fixture(n: usize, flat_limit: usize) -> Fixture {
         cache.insert(&s, &prompt(i), v.clone(), i as u64).unwrap();
     }
     cache.compact();
-    let paraphrases = (0..1000).map(|i| jitter(&mut rng, &data[(i * 7919) % data.len()], 0.01)).collect();
+    let paraphrases = (0..1000)
+        .map(|i| jitter(&mut rng, &data[(i * 7919) % data.len()], 0.01))
+        .collect();
     let novel = (0..1000).map(|_| random_unit(&mut rng)).collect();
-    Fixture { cache, data, paraphrases, novel }
+    Fixture {
+        cache,
+        data,
+        paraphrases,
+        novel,
+    }
 }
 
 fn ok(v: &[f32]) -> impl FnOnce(&str) -> Result<Vec<f32>, Infallible> + '_ {
@@ -89,27 +111,47 @@ fn tiers(c: &mut Criterion) {
         g.bench_function("exact_hit", |b| {
             b.iter(|| {
                 i = (i + 1) % prompts.len();
-                let r = f.cache.lookup(&s, &prompts[i], |_| -> Result<Vec<f32>, Infallible> { unreachable!() });
+                let r = f
+                    .cache
+                    .lookup(&s, &prompts[i], |_| -> Result<Vec<f32>, Infallible> {
+                        unreachable!()
+                    });
                 assert!(r.unwrap().is_hit());
             })
         });
         g.bench_function("semantic_hit", |b| {
             b.iter(|| {
                 i = (i + 1) % f.paraphrases.len();
-                black_box(f.cache.lookup(&s, "a paraphrase not stored verbatim", ok(&f.paraphrases[i])).unwrap())
+                black_box(
+                    f.cache
+                        .lookup(
+                            &s,
+                            "a paraphrase not stored verbatim",
+                            ok(&f.paraphrases[i]),
+                        )
+                        .unwrap(),
+                )
             })
         });
         g.bench_function("miss", |b| {
             b.iter(|| {
                 i = (i + 1) % f.novel.len();
-                black_box(f.cache.lookup(&s, "something new", ok(&f.novel[i])).unwrap())
+                black_box(
+                    f.cache
+                        .lookup(&s, "something new", ok(&f.novel[i]))
+                        .unwrap(),
+                )
             })
         });
         g.bench_function("brute_force_scan", |b| {
             b.iter(|| {
                 i = (i + 1) % f.paraphrases.len();
                 let q = &f.paraphrases[i];
-                let best = f.data.iter().map(|v| <f32 as SpatialSimilarity>::cos(q, v).unwrap_or(1.0)).fold(f64::MAX, f64::min);
+                let best = f
+                    .data
+                    .iter()
+                    .map(|v| <f32 as SpatialSimilarity>::cos(q, v).unwrap_or(1.0))
+                    .fold(f64::MAX, f64::min);
                 black_box(best)
             })
         });
@@ -117,7 +159,11 @@ fn tiers(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % f.novel.len();
                 // Re-inserting existing prompts keeps the size fixed (each replaces its entry).
-                black_box(f.cache.insert(&s, &prompts[i], f.novel[i].clone(), i as u64).unwrap())
+                black_box(
+                    f.cache
+                        .insert(&s, &prompts[i], f.novel[i].clone(), i as u64)
+                        .unwrap(),
+                )
             })
         });
         g.finish();

@@ -8,19 +8,33 @@ use std::time::Instant;
 
 fn main() -> Result<(), paracache::Error> {
     let embedder = HashEmbedder::new(384);
-    println!("embedder: {} — an offline *lexical* hashing embedder (word + character-trigram", embedder.model_id());
+    println!(
+        "embedder: {} — an offline *lexical* hashing embedder (word + character-trigram",
+        embedder.model_id()
+    );
     println!("          features); it matches rewordings that share words, not meaning. Plug in a");
     println!("          real sentence-embedding model for production.\n");
 
-    let cache: Cache<String> = Cache::builder(embedder.dimension()).max_entries(10_000).threshold(0.75).build()?;
-    let acme = Scope::builder().tenant("acme").model("gpt-4o-mini").param("temperature", "0").build();
+    let cache: Cache<String> = Cache::builder(embedder.dimension())
+        .max_entries(10_000)
+        .threshold(0.75)
+        .build()?;
+    let acme = Scope::builder()
+        .tenant("acme")
+        .model("gpt-4o-mini")
+        .param("temperature", "0")
+        .build();
     let embed = |t: &str| embedder.embed(t);
 
     // 1. A miss: ask the "model" (here a closure) and cache its answer.
     let answer = cache.get_or_insert_with(&acme, "How do I reset my password?", embed, || {
         Ok::<_, std::io::Error>("Open Settings > Security and choose Reset password.".to_string())
     })?;
-    println!("[{:>8}] How do I reset my password?\n           -> {}", answer.source().as_str(), answer.value());
+    println!(
+        "[{:>8}] How do I reset my password?\n           -> {}",
+        answer.source().as_str(),
+        answer.value()
+    );
 
     // 2. The same prompt again (different whitespace): exact tier, no embedding computed.
     let t = Instant::now();
@@ -43,7 +57,11 @@ fn main() -> Result<(), paracache::Error> {
     }
 
     // 5. Another tenant asking the very same question sees nothing of acme's.
-    let globex = Scope::builder().tenant("globex").model("gpt-4o-mini").param("temperature", "0").build();
+    let globex = Scope::builder()
+        .tenant("globex")
+        .model("gpt-4o-mini")
+        .param("temperature", "0")
+        .build();
     let t = Instant::now();
     let r = cache.lookup(&globex, "How do I reset my password?", embed)?;
     report("(tenant globex) How do I reset my password?", &r, t);
@@ -51,8 +69,10 @@ fn main() -> Result<(), paracache::Error> {
 
     cache.run_pending_tasks();
     let s = cache.stats();
-    println!("\nstats: {} exact hits, {} semantic hits, {} misses, {} inserts, {} embed calls, {} entries, {} vectors indexed",
-        s.exact_hits, s.semantic_hits, s.misses, s.inserts, s.embed_calls, s.entries, s.index_live);
+    println!(
+        "\nstats: {} exact hits, {} semantic hits, {} misses, {} inserts, {} embed calls, {} entries, {} vectors indexed",
+        s.exact_hits, s.semantic_hits, s.misses, s.inserts, s.embed_calls, s.entries, s.index_live
+    );
     Ok(())
 }
 
@@ -61,8 +81,14 @@ fn report(prompt: &str, r: &Lookup<String>, started: Instant) {
     match r {
         Lookup::Hit(h) => println!(
             "[{:>8}] {prompt}\n           -> {} (similarity {:.3}, matched \"{}\", {us:.1} µs)",
-            h.source().as_str(), h.value(), h.similarity(), h.matched_prompt()
+            h.source().as_str(),
+            h.value(),
+            h.similarity(),
+            h.matched_prompt()
         ),
-        Lookup::Miss(_) => println!("[{:>8}] {prompt}\n           -> not cached ({us:.1} µs)", "miss"),
+        Lookup::Miss(_) => println!(
+            "[{:>8}] {prompt}\n           -> not cached ({us:.1} µs)",
+            "miss"
+        ),
     }
 }

@@ -22,23 +22,48 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let list = |i: usize, d: &str| -> Vec<usize> {
-        args.get(i).map_or(d, |s| s.as_str()).split(',').filter_map(|x| x.parse().ok()).collect()
+        args.get(i)
+            .map_or(d, |s| s.as_str())
+            .split(',')
+            .filter_map(|x| x.parse().ok())
+            .collect()
     };
     let ms = list(2, "8,16");
     let efs = list(3, "8,16,32,64");
     let threshold = 0.9f32;
     let mut rng = StdRng::seed_from_u64(3);
-    let rand_unit = |rng: &mut StdRng| unit((0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
+    let rand_unit =
+        |rng: &mut StdRng| unit((0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
     let centres: Vec<Vec<f32>> = (0..n / 10).map(|_| rand_unit(&mut rng)).collect();
     let data: Vec<Vec<f32>> = centres
         .iter()
-        .flat_map(|c| (0..10).map(|_| unit(c.iter().map(|x| x + 0.02 * rng.gen_range(-1.0f32..1.0)).collect())).collect::<Vec<_>>())
+        .flat_map(|c| {
+            (0..10)
+                .map(|_| {
+                    unit(
+                        c.iter()
+                            .map(|x| x + 0.02 * rng.gen_range(-1.0f32..1.0))
+                            .collect(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
         .collect();
     // Queries: a third near-threshold paraphrases, a third clear paraphrases, a third novel.
     let queries: Vec<Vec<f32>> = (0..1500)
         .map(|i| match i % 3 {
-            0 => unit(data[(i * 7919) % data.len()].iter().map(|x| x + 0.027 * rng.gen_range(-1.0f32..1.0)).collect()),
-            1 => unit(data[(i * 104729) % data.len()].iter().map(|x| x + 0.01 * rng.gen_range(-1.0f32..1.0)).collect()),
+            0 => unit(
+                data[(i * 7919) % data.len()]
+                    .iter()
+                    .map(|x| x + 0.027 * rng.gen_range(-1.0f32..1.0))
+                    .collect(),
+            ),
+            1 => unit(
+                data[(i * 104729) % data.len()]
+                    .iter()
+                    .map(|x| x + 0.01 * rng.gen_range(-1.0f32..1.0))
+                    .collect(),
+            ),
             _ => rand_unit(&mut rng),
         })
         .collect();
@@ -46,13 +71,29 @@ fn main() {
     let truth: Vec<Option<usize>> = queries
         .iter()
         .map(|q| {
-            let (i, s) = data.iter().enumerate().map(|(i, v)| (i, dot(q, v))).max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+            let (i, s) = data
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i, dot(q, v)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap();
             (s >= threshold).then_some(i)
         })
         .collect();
-    let close = queries.iter().zip(&truth).filter(|(q, _)| data.iter().any(|v| (dot(q, v) - threshold).abs() < 0.02)).count();
-    println!("n={n} queries={} hits_expected={} near_threshold={close}", queries.len(), truth.iter().filter(|t| t.is_some()).count());
-    println!("{:>3} {:>5} {:>8} {:>10} {:>10} {:>10} {:>9} {:>7}", "M", "ef", "adaptive", "build_s", "mean_us", "p99_us", "agree", "R@1");
+    let close = queries
+        .iter()
+        .zip(&truth)
+        .filter(|(q, _)| data.iter().any(|v| (dot(q, v) - threshold).abs() < 0.02))
+        .count();
+    println!(
+        "n={n} queries={} hits_expected={} near_threshold={close}",
+        queries.len(),
+        truth.iter().filter(|t| t.is_some()).count()
+    );
+    println!(
+        "{:>3} {:>5} {:>8} {:>10} {:>10} {:>10} {:>9} {:>7}",
+        "M", "ef", "adaptive", "build_s", "mean_us", "p99_us", "agree", "R@1"
+    );
     for &m in &ms {
         for &ef in &efs {
             for adaptive in [false, true] {
@@ -76,7 +117,9 @@ fn main() {
                 let (mut agree, mut r1, mut hits) = (0, 0, 0);
                 for (q, t) in queries.iter().zip(&truth) {
                     let st = Instant::now();
-                    let r = cache.lookup(&s, "q", |_| Ok::<_, Infallible>(q.clone())).unwrap();
+                    let r = cache
+                        .lookup(&s, "q", |_| Ok::<_, Infallible>(q.clone()))
+                        .unwrap();
                     lat.push(st.elapsed().as_nanos() as f64 / 1e3);
                     agree += usize::from(r.is_hit() == t.is_some());
                     if let (Some(h), Some(b)) = (r.hit(), t) {

@@ -603,3 +603,38 @@ fn build_store<V: Send + Sync + 'static>(
     }
     b.build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embed(v: [f32; 2]) -> impl FnOnce(&str) -> std::result::Result<Vec<f32>, std::io::Error> {
+        move |_| Ok(v.to_vec())
+    }
+
+    /// MD5 collisions can be manufactured; simulate one by filing an entry under another key.
+    #[test]
+    fn a_hash_collision_is_a_miss_not_a_wrong_answer() {
+        let c: Cache<&str> = Cache::builder(2).build().unwrap();
+        let s = Scope::global();
+        let a = c
+            .insert(&s, "prompt a", vec![1.0, 0.0], "answer a")
+            .unwrap();
+        c.inner
+            .store
+            .insert(exact_key(&s, "prompt b"), a.entry.clone());
+        let r = c.lookup(&s, "prompt b", embed([0.0, 1.0])).unwrap();
+        assert!(!r.is_hit(), "text mismatch must be a miss");
+        // The same text under a colliding key of another scope is a miss too.
+        let t = Scope::named("t");
+        c.inner
+            .store
+            .insert(exact_key(&t, "prompt a"), a.entry.clone());
+        assert!(
+            !c.lookup(&t, "prompt a", embed([1.0, 0.0]))
+                .unwrap()
+                .is_hit()
+        );
+        assert_eq!(c.stats().exact_hits, 0);
+    }
+}

@@ -51,7 +51,8 @@ pub fn normalize(prompt: &str) -> Cow<'_, str> {
 fn is_whitespace_normal(s: &str) -> bool {
     if s.is_ascii() {
         let b = s.as_bytes();
-        let bad_edge = b.first().is_some_and(u8::is_ascii_whitespace) || b.last().is_some_and(u8::is_ascii_whitespace);
+        let bad_edge = b.first().is_some_and(u8::is_ascii_whitespace)
+            || b.last().is_some_and(u8::is_ascii_whitespace);
         // ASCII whitespace other than ' ' (\t \n \x0c \r) plus \x0b, which Unicode also counts.
         let odd = |c: &u8| matches!(c, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
         return !bad_edge && !b.iter().any(odd) && !b.windows(2).any(|w| w == b"  ");

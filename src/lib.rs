@@ -86,3 +86,8 @@ pub use key::normalize;
 pub use lookup::{Hit, Lookup, Miss, Source};
 pub use scope::{Scope, ScopeBuilder};
 pub use stats::Stats;
+
+/// The README's code blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -6,34 +6,34 @@ use rand::{Rng, SeedableRng};
 use std::convert::Infallible;
 
 /// An embed closure that returns a fixed vector.
-pub fn fixed(v: &[f32]) -> impl FnOnce(&str) -> Result<Vec<f32>, Infallible> + '_ {
+pub(crate) fn fixed(v: &[f32]) -> impl FnOnce(&str) -> Result<Vec<f32>, Infallible> + '_ {
     move |_| Ok(v.to_vec())
 }
 
 /// An embed closure that fails the test if it is called.
-pub fn never(_: &str) -> Result<Vec<f32>, std::io::Error> {
+pub(crate) fn never(_: &str) -> Result<Vec<f32>, std::io::Error> {
     panic!("embed must not be called on an exact hit")
 }
 
-pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+pub(crate) fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
     v
 }
 
-pub fn cos(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn cos(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb)
 }
 
-pub fn random_unit(rng: &mut StdRng, dim: usize) -> Vec<f32> {
+pub(crate) fn random_unit(rng: &mut StdRng, dim: usize) -> Vec<f32> {
     unit((0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
 }
 
 /// `v` moved by Gaussian-ish noise of the given scale, at unit length.
-pub fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
+pub(crate) fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
     unit(
         v.iter()
             .map(|x| x + scale * (rng.gen_range(-1.0f32..1.0) + rng.gen_range(-1.0f32..1.0)))
@@ -42,7 +42,13 @@ pub fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
 }
 
 /// `clusters` centres with `per` members each, spread around their centre.
-pub fn clustered(seed: u64, clusters: usize, per: usize, dim: usize, spread: f32) -> Vec<Vec<f32>> {
+pub(crate) fn clustered(
+    seed: u64,
+    clusters: usize,
+    per: usize,
+    dim: usize,
+    spread: f32,
+) -> Vec<Vec<f32>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let centres: Vec<Vec<f32>> = (0..clusters).map(|_| random_unit(&mut rng, dim)).collect();
     let mut out = Vec::with_capacity(clusters * per);
@@ -55,7 +61,7 @@ pub fn clustered(seed: u64, clusters: usize, per: usize, dim: usize, spread: f32
 }
 
 /// Exact nearest neighbour by scan: (index, similarity).
-pub fn brute_best(
+pub(crate) fn brute_best(
     data: &[Vec<f32>],
     live: impl Fn(usize) -> bool,
     q: &[f32],
@@ -67,6 +73,6 @@ pub fn brute_best(
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-pub fn rng(seed: u64) -> StdRng {
+pub(crate) fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }

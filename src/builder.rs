@@ -275,6 +275,16 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
             return bad("max_dead_ratio must be in (0, 1)");
         }
+        // The store refuses (panics on) expirations past 1000 years; refuse them here instead.
+        const MAX_EXPIRY: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+        if self
+            .ttl
+            .into_iter()
+            .chain(self.tti)
+            .any(|d| d > MAX_EXPIRY || d.is_zero())
+        {
+            return bad("time_to_live and time_to_idle must be in (0, 1000 years]");
+        }
         let capacity = self
             .capacity
             .unwrap_or(Capacity::Entries(DEFAULT_MAX_ENTRIES));

@@ -279,7 +279,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
     }
 
     /// Rebuild, on this thread, every partition that has passed its dead-share bound or the flat
-    /// limit (rebuilds otherwise happen by themselves, in the background).
+    /// limit, first waiting for any background rebuild of it to finish. Rebuilds otherwise happen
+    /// by themselves in the background; call this to settle the index now (e.g. before measuring
+    /// memory or saving).
     ///
     /// ```
     /// let c = paracache::Cache::<u8>::builder(1).build().unwrap();
@@ -288,10 +290,12 @@ impl<V: Send + Sync + 'static> Cache<V> {
     pub fn compact(&self) {
         let params = self.inner.config.index;
         for p in self.inner.partitions.all() {
-            if p.wanted_rebuild(&params) != crate::vector::partition::Rebuild::None
-                && p.claim_rebuild()
-                && p.rebuild(&params)
-            {
+            while !p.claim_rebuild() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if p.wanted_rebuild(&params) == crate::vector::partition::Rebuild::None {
+                p.release_claim();
+            } else if p.rebuild(&params) {
                 Counters::bump(&self.inner.counters.rebuilds);
             }
         }

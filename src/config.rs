@@ -47,6 +47,14 @@ impl<V> Config<V> {
     pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {
         const OVERHEAD: usize = 320;
         let vector = self.dimension * std::mem::size_of::<f32>();
-        (prompt_bytes + value_bytes + 2 * vector + 32 * self.index.m + OVERHEAD) as u64
+        [
+            prompt_bytes,
+            value_bytes,
+            2 * vector,
+            32 * self.index.m,
+            OVERHEAD,
+        ]
+        .into_iter()
+        .fold(0u64, |sum, b| sum.saturating_add(b as u64))
     }
 }

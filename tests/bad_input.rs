@@ -126,6 +126,12 @@ fn bad_configuration_is_refused() {
         Cache::builder(4).hnsw(16, 200, 0).build(),
         Cache::builder(4).max_dead_ratio(1.0).build(),
         Cache::builder(4).max_dead_ratio(f32::NAN).build(),
+        Cache::builder(4)
+            .time_to_live(std::time::Duration::MAX)
+            .build(),
+        Cache::builder(4)
+            .time_to_idle(std::time::Duration::ZERO)
+            .build(),
     ];
     for (i, r) in bad.into_iter().enumerate() {
         let e = r.unwrap_err();
@@ -136,6 +142,22 @@ fn bad_configuration_is_refused() {
     }
     assert!(Cache::<u8>::builder(4).threshold(-1.0).build().is_ok());
     assert!(Cache::<u8>::builder(4).threshold(1.0).build().is_ok());
+}
+
+#[test]
+fn an_absurd_weigher_is_refused_not_overflowed() {
+    let c: Cache<u8> = Cache::builder(1)
+        .weigher(|_| usize::MAX)
+        .max_value_bytes(usize::MAX)
+        .build()
+        .unwrap();
+    // Weighs the maximum: accepted, saturating the store's weight rather than overflowing.
+    c.insert(&Scope::global(), "q", vec![1.0], 1).unwrap();
+    let c: Cache<u8> = Cache::builder(1).weigher(|_| usize::MAX).build().unwrap();
+    assert!(matches!(
+        c.insert(&Scope::global(), "q", vec![1.0], 1),
+        Err(Error::ValueTooLarge { .. })
+    ));
 }
 
 #[test]

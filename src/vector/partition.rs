@@ -113,6 +113,11 @@ impl Partition {
             .is_ok()
     }
 
+    /// Give up a claim without rebuilding.
+    pub(crate) fn release_claim(&self) {
+        self.rebuilding.store(false, Ordering::Release);
+    }
+
     /// Rebuild from live vectors and swap. Call only after a successful [`Self::claim_rebuild`].
     /// Returns whether a new segment was swapped in.
     pub(crate) fn rebuild(&self, p: &IndexParams) -> bool {
@@ -127,10 +132,17 @@ impl Partition {
         let graph = (live.len() > p.flat_limit)
             .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
         let fresh = Segment::build(live, graph);
-        // First catch-up without blocking anyone; the second, under the write lock, is short.
-        let (added, new_end, removed) = old.copy_since(end);
-        end = new_end;
-        replay(&fresh, added, removed);
+        // Catch up without blocking anyone until little is left, so the final catch-up under the
+        // write lock (which lookups wait behind) is short even while writers keep inserting.
+        for _ in 0..CATCH_UP_ROUNDS {
+            let (added, new_end, removed) = old.copy_since(end);
+            end = new_end;
+            let small = added.len() < CATCH_UP_SMALL;
+            replay(&fresh, added, removed);
+            if small {
+                break;
+            }
+        }
         let mut slot = self.segment.write();
         if self.retired.load(Ordering::Acquire) || !Arc::ptr_eq(&slot, &old) {
             old.end_copy();
@@ -143,6 +155,10 @@ impl Partition {
         true
     }
 }
+
+/// Unlocked catch-up passes before the locked one, and the remainder that counts as small.
+const CATCH_UP_ROUNDS: usize = 16;
+const CATCH_UP_SMALL: usize = 32;
 
 fn replay(fresh: &Segment, added: Vec<LiveVector>, removed: Vec<(Key, u64)>) {
     for lv in added {

@@ -28,7 +28,11 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
         cache.insert(&s, &format!("p{i}"), vec_for(i), i).unwrap();
     }
     cache.compact();
-    assert_eq!(cache.stats().rebuilds, 1, "promoted to a graph before the run");
+    assert_eq!(
+        cache.stats().rebuilds,
+        1,
+        "promoted to a graph before the run"
+    );
     let writers_done = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
         .map(|w| {
@@ -95,8 +99,8 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
     let st = cache.stats();
     let live: Vec<usize> = (0..4_300).filter(|&i| !killed(i)).collect();
     assert!(
-        st.rebuilds >= 2,
-        "expected promotion and compactions: {st:?}"
+        rebuilt_during_run >= 1,
+        "expected compactions while writers ran: {st:?}"
     );
     assert_eq!(st.entries as usize, live.len(), "{st:?}");
     assert_eq!(

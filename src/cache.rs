@@ -1,8 +1,7 @@
 //! The public handle: a cheap `Clone` over shared state.
 
 use crate::builder::CacheBuilder;
-use crate::clock::nanos;
-use crate::config::{Capacity, Config};
+use crate::config::Config;
 use crate::entry::{Entry, RemovalHint};
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::InFlight;
@@ -11,13 +10,10 @@ use crate::lookup::{Hit, Lookup, Miss, Source};
 use crate::partitions::Partitions;
 use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
+use crate::store::{Store, build_store};
 use crate::vector::validate::unit_vector;
-use moka::notification::RemovalCause;
-use moka::ops::compute::Op;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-
-type Store<V> = moka::sync::Cache<Key, Arc<Entry<V>>>;
 
 /// The two-tier semantic cache. See the [crate docs](crate) for the design and guarantees.
 ///
@@ -43,11 +39,11 @@ pub struct Cache<V> {
 
 pub(crate) struct Inner<V> {
     pub(crate) config: Config<V>,
-    store: Store<V>,
-    partitions: Arc<Partitions>,
+    pub(crate) store: Store<V>,
+    pub(crate) partitions: Arc<Partitions>,
     pub(crate) counters: Arc<Counters>,
-    seq: AtomicU64,
-    epoch: AtomicU64,
+    pub(crate) seq: AtomicU64,
+    pub(crate) epoch: AtomicU64,
     pub(crate) inflight: InFlight,
 }
 
@@ -69,9 +65,6 @@ impl<V> Clone for Cache<V> {
         }
     }
 }
-
-/// How many candidates the first search asks for; dead ones make it ask for more.
-const FIRST_K: usize = 4;
 
 impl<V: Send + Sync + 'static> Cache<V> {
     /// Start configuring a cache for embeddings of `dimension` components.
@@ -340,120 +333,6 @@ impl<V: Send + Sync + 'static> Cache<V> {
         unit_vector(&v, self.inner.config.dimension)
     }
 
-    fn now(&self) -> u64 {
-        nanos(self.inner.config.clock.now())
-    }
-
-    /// Tier 1. A stored entry answers only if its scope and prompt are the query's own: an MD5
-    /// collision is a miss.
-    pub(crate) fn exact_entry(
-        &self,
-        scope: &Scope,
-        text: &str,
-        key: &Key,
-    ) -> Option<Arc<Entry<V>>> {
-        let entry = self.inner.store.get(key)?;
-        if entry.scope != *scope || *entry.prompt != *text || !self.servable(&entry, self.now()) {
-            return None;
-        }
-        Some(entry)
-    }
-
-    /// Tier 1, counted.
-    pub(crate) fn exact_hit(&self, scope: &Scope, text: &str, key: &Key) -> Option<Hit<V>> {
-        let entry = self.exact_entry(scope, text, key)?;
-        Counters::bump(&self.inner.counters.exact_hits);
-        Some(Hit {
-            entry,
-            source: Source::Exact,
-            similarity: 1.0,
-        })
-    }
-
-    /// Tier 2, and the miss that follows it. Counts exactly one of semantic hit or miss.
-    pub(crate) fn semantic_lookup(
-        &self,
-        scope: &Scope,
-        text: Box<str>,
-        key: Key,
-        vector: Arc<[f32]>,
-    ) -> Lookup<V> {
-        let threshold = self.inner.config.threshold_for(scope);
-        if let Some((entry, similarity)) = self.semantic_search(scope, &vector, threshold) {
-            Counters::bump(&self.inner.counters.semantic_hits);
-            return Lookup::Hit(Hit {
-                entry,
-                source: Source::Semantic,
-                similarity,
-            });
-        }
-        Counters::bump(&self.inner.counters.misses);
-        Lookup::Miss(Miss {
-            scope: scope.clone(),
-            prompt: text,
-            key,
-            vector,
-        })
-    }
-
-    /// Best servable entry at or above `threshold`. Dead candidates are skipped and, when they
-    /// fill the whole window, the window grows, so a dead neighbour never hides a live one.
-    pub(crate) fn semantic_search(
-        &self,
-        scope: &Scope,
-        query: &[f32],
-        threshold: f32,
-    ) -> Option<(Arc<Entry<V>>, f32)> {
-        let partition = self.inner.partitions.get(scope)?;
-        let segment = partition.segment();
-        let (live, dead) = segment.counts();
-        let total = live + dead;
-        if live == 0 {
-            return None;
-        }
-        let search = self.inner.config.search;
-        let floor = threshold - search.margin;
-        let now = self.now();
-        let mut k = FIRST_K.min(total);
-        let mut ef = if segment.has_graph() {
-            search.ef_probe
-        } else {
-            search.ef_search
-        };
-        loop {
-            let found = segment.search(query, k, ef, floor);
-            for c in found
-                .candidates
-                .iter()
-                .take_while(|c| c.similarity >= threshold)
-            {
-                let verified = self
-                    .inner
-                    .store
-                    .get(&c.key)
-                    .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
-                if let Some(entry) = verified {
-                    return Some((entry, c.similarity));
-                }
-            }
-            let window_all_above = found.raw_len == k && found.raw_worst >= threshold;
-            if window_all_above && k < total {
-                k = (k * 4).min(total);
-                ef = ef.max(k);
-                continue;
-            }
-            let near_miss = found
-                .candidates
-                .first()
-                .is_some_and(|c| c.similarity >= floor);
-            if segment.has_graph() && ef < search.ef_search && near_miss {
-                ef = search.ef_search;
-                continue;
-            }
-            return None;
-        }
-    }
-
     pub(crate) fn check_value(&self, value: &V) -> Result<usize> {
         let bytes = (self.inner.config.weigher)(value);
         let max = self.inner.config.max_value_bytes;
@@ -517,95 +396,6 @@ impl<V: Send + Sync + 'static> Cache<V> {
             similarity: 1.0,
         })
     }
-
-    /// Whether an entry may be served now; touches it for TTI and reclaims it if it expired.
-    fn servable(&self, e: &Arc<Entry<V>>, now: u64) -> bool {
-        let inner = &self.inner;
-        if e.epoch != inner.epoch.load(Ordering::Acquire)
-            || e.generation != e.scope_state.generation.load(Ordering::Acquire)
-        {
-            return false;
-        }
-        let cfg = &inner.config;
-        let expired = cfg
-            .ttl
-            .is_some_and(|ttl| now >= e.created_ns.saturating_add(nanos(ttl)))
-            || cfg.tti.is_some_and(|tti| {
-                now >= e
-                    .last_access_ns
-                    .load(Ordering::Relaxed)
-                    .saturating_add(nanos(tti))
-            });
-        if expired {
-            self.remove_if_seq(e.key, e.seq, RemovalHint::Expired);
-            return false;
-        }
-        if cfg.tti.is_some() {
-            e.last_access_ns.fetch_max(now, Ordering::Relaxed);
-        }
-        true
-    }
-
-    fn remove_exact(&self, e: &Arc<Entry<V>>) -> bool {
-        self.remove_if_seq(e.key, e.seq, RemovalHint::None)
-    }
-
-    /// Remove `key` from the store only if it still holds the entry with `seq` (a newer insert
-    /// under the same key is left alone).
-    fn remove_if_seq(&self, key: Key, seq: u64, hint: RemovalHint) -> bool {
-        let mut removed = false;
-        self.inner
-            .store
-            .entry(key)
-            .and_compute_with(|cur| match cur {
-                Some(cur) if cur.value().seq == seq => {
-                    cur.value()
-                        .removal_hint
-                        .store(hint as u8, Ordering::Release);
-                    removed = true;
-                    Op::Remove
-                }
-                _ => Op::Nop,
-            });
-        removed
-    }
-}
-
-fn build_store<V: Send + Sync + 'static>(
-    config: &Config<V>,
-    counters: Arc<Counters>,
-    partitions: Arc<Partitions>,
-) -> Store<V> {
-    let params = config.index;
-    let listener = move |_key: Arc<Key>, e: Arc<Entry<V>>, cause: RemovalCause| {
-        let counter = match (e.hint(), cause) {
-            (RemovalHint::Expired, _) | (_, RemovalCause::Expired) => &counters.evicted_expired,
-            (_, RemovalCause::Size) => &counters.evicted_size,
-            (_, RemovalCause::Replaced) => &counters.evicted_replaced,
-            (_, RemovalCause::Explicit) => &counters.evicted_explicit,
-        };
-        Counters::bump(counter);
-        if let Some(p) = e.partition.upgrade() {
-            p.remove(&e.key, e.seq);
-            if !p.is_retired() {
-                partitions.maintain(&e.scope, &p, &params, &counters);
-            }
-        }
-    };
-    let mut b = moka::sync::Cache::builder().eviction_listener(listener);
-    b = match config.capacity {
-        Capacity::Entries(n) => b.max_capacity(n),
-        Capacity::Bytes(n) => b
-            .max_capacity(n)
-            .weigher(|_k: &Key, e: &Arc<Entry<V>>| e.weight),
-    };
-    if let Some(ttl) = config.ttl {
-        b = b.time_to_live(ttl);
-    }
-    if let Some(tti) = config.tti {
-        b = b.time_to_idle(tti);
-    }
-    b.build()
 }
 
 #[cfg(test)]

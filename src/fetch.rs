@@ -56,31 +56,11 @@ impl<V: Send + Sync + 'static> Cache<V> {
         C: FnOnce() -> std::result::Result<V, E2>,
         E2: Into<BoxError>,
     {
-        let pending = match self.start(scope, prompt, embed)? {
-            Start::Hit(hit) => return Ok(hit),
-            Start::Miss(p) => p,
-        };
-        let guard = loop {
-            match self
-                .inner
-                .inflight
-                .join(pending.key, scope, &pending.vector, pending.threshold)
-            {
-                Role::Leader(guard) => break guard,
-                Role::Follower(flight) => {
-                    if let Some(answer) = self.after_wait(&pending, flight.wait()) {
-                        return answer;
-                    }
-                }
-            }
-        };
-        if let Some(hit) = self.find_quiet(&pending) {
-            guard.finish(Outcome::Done);
-            return Ok(hit);
-        }
-        Counters::bump(&self.inner.counters.compute_calls);
-        let value = compute().map_err(Error::compute);
-        self.settle(pending, guard, value)
+        // The async path with a future that is ready at once: the compute runs on this thread
+        // and waiting for another caller's flight parks this thread.
+        pollster::block_on(
+            self.get_or_insert_with_async(scope, prompt, embed, || std::future::ready(compute())),
+        )
     }
 
     /// [`get_or_insert_with`](Self::get_or_insert_with) for async code: `compute` returns a future

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::key::Key;
 use crate::scope::Scope;
 use crate::vector::distance::similarity;
-use event_listener::{Event, Listener};
+use event_listener::Event;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,20 +85,6 @@ impl InFlight {
 impl Flight {
     fn outcome(&self) -> Option<Outcome> {
         self.outcome.lock().clone()
-    }
-
-    /// Block until the leader finishes.
-    pub(crate) fn wait(&self) -> Outcome {
-        loop {
-            if let Some(o) = self.outcome() {
-                return o;
-            }
-            let listener = self.done.listen();
-            if let Some(o) = self.outcome() {
-                return o;
-            }
-            listener.wait();
-        }
     }
 
     /// Wait, without blocking the executor, until the leader finishes.
@@ -183,7 +169,7 @@ mod tests {
             panic!()
         };
         g.finish(Outcome::Done);
-        assert!(matches!(f.wait(), Outcome::Done));
+        assert!(matches!(pollster::block_on(f.wait_async()), Outcome::Done));
         drop(other);
         assert_eq!(set.len(), 0);
     }
@@ -198,7 +184,7 @@ mod tests {
         let Role::Follower(f) = set.join([1; 16], &s, &v(1.0, 0.0), 0.9) else {
             panic!()
         };
-        let waiter = std::thread::spawn(move || f.wait());
+        let waiter = std::thread::spawn(move || pollster::block_on(f.wait_async()));
         drop(g);
         assert!(matches!(waiter.join().unwrap(), Outcome::Abandoned));
     }

@@ -75,6 +75,8 @@ mod lookup;
 mod partitions;
 mod scope;
 mod stats;
+mod store;
+mod tiers;
 mod vector;
 
 pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};

@@ -1,0 +1,107 @@
+//! The entry store (moka): the one source of truth for liveness, its removal listener, and the
+//! rules that decide whether an entry may still be served.
+
+use crate::cache::Cache;
+use crate::clock::nanos;
+use crate::config::{Capacity, Config};
+use crate::entry::{Entry, RemovalHint};
+use crate::key::Key;
+use crate::partitions::Partitions;
+use crate::stats::Counters;
+use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub(crate) type Store<V> = moka::sync::Cache<Key, Arc<Entry<V>>>;
+
+impl<V: Send + Sync + 'static> Cache<V> {
+    /// Whether an entry may be served now; touches it for TTI and reclaims it if it expired.
+    pub(crate) fn servable(&self, e: &Arc<Entry<V>>, now: u64) -> bool {
+        let inner = &self.inner;
+        if e.epoch != inner.epoch.load(Ordering::Acquire)
+            || e.generation != e.scope_state.generation.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        let cfg = &inner.config;
+        let expired = cfg
+            .ttl
+            .is_some_and(|ttl| now >= e.created_ns.saturating_add(nanos(ttl)))
+            || cfg.tti.is_some_and(|tti| {
+                now >= e
+                    .last_access_ns
+                    .load(Ordering::Relaxed)
+                    .saturating_add(nanos(tti))
+            });
+        if expired {
+            self.remove_if_seq(e.key, e.seq, RemovalHint::Expired);
+            return false;
+        }
+        if cfg.tti.is_some() {
+            e.last_access_ns.fetch_max(now, Ordering::Relaxed);
+        }
+        true
+    }
+
+    pub(crate) fn remove_exact(&self, e: &Arc<Entry<V>>) -> bool {
+        self.remove_if_seq(e.key, e.seq, RemovalHint::None)
+    }
+
+    /// Remove `key` from the store only if it still holds the entry with `seq` (a newer insert
+    /// under the same key is left alone).
+    pub(crate) fn remove_if_seq(&self, key: Key, seq: u64, hint: RemovalHint) -> bool {
+        let mut removed = false;
+        self.inner
+            .store
+            .entry(key)
+            .and_compute_with(|cur| match cur {
+                Some(cur) if cur.value().seq == seq => {
+                    cur.value()
+                        .removal_hint
+                        .store(hint as u8, Ordering::Release);
+                    removed = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
+        removed
+    }
+}
+
+pub(crate) fn build_store<V: Send + Sync + 'static>(
+    config: &Config<V>,
+    counters: Arc<Counters>,
+    partitions: Arc<Partitions>,
+) -> Store<V> {
+    let params = config.index;
+    let listener = move |_key: Arc<Key>, e: Arc<Entry<V>>, cause: RemovalCause| {
+        let counter = match (e.hint(), cause) {
+            (RemovalHint::Expired, _) | (_, RemovalCause::Expired) => &counters.evicted_expired,
+            (_, RemovalCause::Size) => &counters.evicted_size,
+            (_, RemovalCause::Replaced) => &counters.evicted_replaced,
+            (_, RemovalCause::Explicit) => &counters.evicted_explicit,
+        };
+        Counters::bump(counter);
+        if let Some(p) = e.partition.upgrade() {
+            p.remove(&e.key, e.seq);
+            if !p.is_retired() {
+                partitions.maintain(&e.scope, &p, &params, &counters);
+            }
+        }
+    };
+    let mut b = moka::sync::Cache::builder().eviction_listener(listener);
+    b = match config.capacity {
+        Capacity::Entries(n) => b.max_capacity(n),
+        Capacity::Bytes(n) => b
+            .max_capacity(n)
+            .weigher(|_k: &Key, e: &Arc<Entry<V>>| e.weight),
+    };
+    if let Some(ttl) = config.ttl {
+        b = b.time_to_live(ttl);
+    }
+    if let Some(tti) = config.tti {
+        b = b.time_to_idle(tti);
+    }
+    b.build()
+}

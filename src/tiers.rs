@@ -1,0 +1,130 @@
+//! The two tiers behind a lookup: the exact key check, and the semantic search whose effort follows
+//! the hit/miss decision.
+
+use crate::cache::Cache;
+use crate::clock::nanos;
+use crate::entry::Entry;
+use crate::key::Key;
+use crate::lookup::{Hit, Lookup, Miss, Source};
+use crate::scope::Scope;
+use crate::stats::Counters;
+use std::sync::Arc;
+
+/// How many candidates the first search asks for; dead ones make it ask for more.
+const FIRST_K: usize = 4;
+
+impl<V: Send + Sync + 'static> Cache<V> {
+    pub(crate) fn now(&self) -> u64 {
+        nanos(self.inner.config.clock.now())
+    }
+
+    /// Tier 1. A stored entry answers only if its scope and prompt are the query's own: an MD5
+    /// collision is a miss.
+    pub(crate) fn exact_entry(
+        &self,
+        scope: &Scope,
+        text: &str,
+        key: &Key,
+    ) -> Option<Arc<Entry<V>>> {
+        let entry = self.inner.store.get(key)?;
+        if entry.scope != *scope || *entry.prompt != *text || !self.servable(&entry, self.now()) {
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Tier 1, counted.
+    pub(crate) fn exact_hit(&self, scope: &Scope, text: &str, key: &Key) -> Option<Hit<V>> {
+        let entry = self.exact_entry(scope, text, key)?;
+        Counters::bump(&self.inner.counters.exact_hits);
+        Some(Hit {
+            entry,
+            source: Source::Exact,
+            similarity: 1.0,
+        })
+    }
+
+    /// Tier 2, and the miss that follows it. Counts exactly one of semantic hit or miss.
+    pub(crate) fn semantic_lookup(
+        &self,
+        scope: &Scope,
+        text: Box<str>,
+        key: Key,
+        vector: Arc<[f32]>,
+    ) -> Lookup<V> {
+        let threshold = self.inner.config.threshold_for(scope);
+        if let Some((entry, similarity)) = self.semantic_search(scope, &vector, threshold) {
+            Counters::bump(&self.inner.counters.semantic_hits);
+            return Lookup::Hit(Hit {
+                entry,
+                source: Source::Semantic,
+                similarity,
+            });
+        }
+        Counters::bump(&self.inner.counters.misses);
+        Lookup::Miss(Miss {
+            scope: scope.clone(),
+            prompt: text,
+            key,
+            vector,
+        })
+    }
+
+    /// Best servable entry at or above `threshold`. Dead candidates are skipped and, when they
+    /// fill the whole window, the window grows, so a dead neighbour never hides a live one.
+    pub(crate) fn semantic_search(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        threshold: f32,
+    ) -> Option<(Arc<Entry<V>>, f32)> {
+        let partition = self.inner.partitions.get(scope)?;
+        let segment = partition.segment();
+        let (live, dead) = segment.counts();
+        let total = live + dead;
+        if live == 0 {
+            return None;
+        }
+        let search = self.inner.config.search;
+        let floor = threshold - search.margin;
+        let now = self.now();
+        let mut k = FIRST_K.min(total);
+        let mut ef = if segment.has_graph() {
+            search.ef_probe
+        } else {
+            search.ef_search
+        };
+        loop {
+            let found = segment.search(query, k, ef, floor);
+            for c in found
+                .candidates
+                .iter()
+                .take_while(|c| c.similarity >= threshold)
+            {
+                let verified = self
+                    .inner
+                    .store
+                    .get(&c.key)
+                    .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
+                if let Some(entry) = verified {
+                    return Some((entry, c.similarity));
+                }
+            }
+            let window_all_above = found.raw_len == k && found.raw_worst >= threshold;
+            if window_all_above && k < total {
+                k = (k * 4).min(total);
+                ef = ef.max(k);
+                continue;
+            }
+            let near_miss = found
+                .candidates
+                .first()
+                .is_some_and(|c| c.similarity >= floor);
+            if segment.has_graph() && ef < search.ef_search && near_miss {
+                ef = search.ef_search;
+                continue;
+            }
+            return None;
+        }
+    }
+}

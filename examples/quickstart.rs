@@ -3,7 +3,7 @@
 //! Runs offline: it uses `HashEmbedder`, a lexical hashing embedder that ships with the crate.
 //! Run it with `cargo run --release --example quickstart`.
 
-use paracache::{Cache, Embedder, HashEmbedder, Lookup, Scope};
+use paracache::{Cache, Embedder, HashEmbedder, Lookup, Scope, Source};
 use std::time::Instant;
 
 fn main() -> Result<(), paracache::Error> {
@@ -42,16 +42,19 @@ fn main() -> Result<(), paracache::Error> {
         Err::<Vec<f32>, _>(std::io::Error::other("never called on an exact hit"))
     })?;
     report("  How do I reset   my password? ", &r, t);
+    assert!(matches!(&r, Lookup::Hit(h) if h.source() == Source::Exact));
 
     // 3. A rewording: semantic tier.
     let t = Instant::now();
     let r = cache.lookup(&acme, "how can I reset my password", embed)?;
     report("how can I reset my password", &r, t);
+    assert!(matches!(&r, Lookup::Hit(h) if h.source() == Source::Semantic));
 
     // 4. Something else: a miss, which hands back its embedding for the insert.
     let t = Instant::now();
     let r = cache.lookup(&acme, "What are your opening hours?", embed)?;
     report("What are your opening hours?", &r, t);
+    assert!(!r.is_hit());
     if let Lookup::Miss(miss) = r {
         cache.insert_miss(miss, "9 to 5, Monday to Friday.".to_string())?;
     }

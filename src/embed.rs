@@ -121,3 +121,45 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cos(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn deterministic_unit_and_total() {
+        let (a, b) = (HashEmbedder::new(64), HashEmbedder::new(64));
+        assert_eq!(
+            a.embed("Hello, world").unwrap(),
+            b.embed("Hello, world").unwrap()
+        );
+        for text in [
+            "",
+            "   ",
+            "!!!",
+            "word",
+            "日本語のテキスト",
+            "x".repeat(10_000).as_str(),
+        ] {
+            let v = a.embed(text).unwrap();
+            assert_eq!(v.len(), 64);
+            assert!(
+                (cos(&v, &v) - 1.0).abs() < 1e-5,
+                "{text:?} is not unit length"
+            );
+        }
+        assert_eq!(a.model_id(), "paracache-hash-v1-64");
+    }
+
+    #[test]
+    fn case_and_punctuation_do_not_matter_but_words_do() {
+        let e = HashEmbedder::new(384);
+        let a = e.embed("Reset my password").unwrap();
+        assert!(cos(&a, &e.embed("reset my password!").unwrap()) > 0.999);
+        assert!(cos(&a, &e.embed("bake a chocolate cake").unwrap()) < 0.3);
+    }
+}

@@ -4,8 +4,8 @@
 use crate::cache::Cache;
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::{LeaderGuard, Outcome, Role};
-use crate::key::{Key, exact_key};
-use crate::lookup::{Hit, Source};
+use crate::key::Key;
+use crate::lookup::{Hit, Lookup, Source};
 use crate::scope::Scope;
 use crate::stats::Counters;
 use std::future::Future;
@@ -122,28 +122,22 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.settle(pending, guard, value)
     }
 
-    /// The counted lookup that begins a fetch.
+    /// The counted lookup that begins a fetch; a miss becomes a pending computation.
     fn start<'s, F, E1>(&self, scope: &'s Scope, prompt: &str, embed: F) -> Result<Start<'s, V>>
     where
         F: FnOnce(&str) -> std::result::Result<Vec<f32>, E1>,
         E1: Into<BoxError>,
     {
-        let text = self.check_prompt(prompt)?;
-        let key = exact_key(scope, &text);
-        if let Some(hit) = self.exact_hit(scope, &text, &key) {
-            return Ok(Start::Hit(hit));
-        }
-        let vector = self.embed_checked(&text, embed)?;
-        match self.semantic_lookup(scope, text.into(), key, vector) {
-            crate::Lookup::Hit(hit) => Ok(Start::Hit(hit)),
-            crate::Lookup::Miss(miss) => Ok(Start::Miss(Pending {
+        Ok(match self.lookup(scope, prompt, embed)? {
+            Lookup::Hit(hit) => Start::Hit(hit),
+            Lookup::Miss(miss) => Start::Miss(Pending {
                 threshold: self.threshold_for(scope),
                 scope,
                 text: miss.prompt,
                 key: miss.key,
                 vector: miss.vector,
-            })),
-        }
+            }),
+        })
     }
 
     /// What a follower does once its leader is done: `None` means try to lead.

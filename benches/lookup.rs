@@ -103,7 +103,7 @@ fn sizes() -> Vec<usize> {
 
 fn tiers(c: &mut Criterion) {
     for n in sizes() {
-        let f = fixture(n, 2048);
+        let f = fixture(n, 1024);
         let s = Scope::global();
         let prompts: Vec<String> = (0..1000).map(|i| prompt((i * 7919) % n)).collect();
         let mut g = c.benchmark_group(format!("lookup_{n}"));

@@ -4,6 +4,7 @@ use crate::cache::Cache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Capacity, Config, Weigher};
 use crate::error::{Error, Result};
+use crate::persist::auto::{AutoSnapshot, start_periodic};
 use crate::scope::Scope;
 use crate::vector::{IndexParams, SearchParams};
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ pub struct CacheBuilder<V> {
     max_value_bytes: Option<usize>,
     max_prompt_bytes: usize,
     clock: Arc<dyn Clock>,
+    pub(crate) auto: AutoSnapshot<V>,
 }
 
 impl<V: Send + Sync + 'static> CacheBuilder<V> {
@@ -76,6 +78,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             max_value_bytes: None,
             max_prompt_bytes: 1 << 20,
             clock: Arc::new(SystemClock),
+            auto: AutoSnapshot::default(),
         }
     }
 
@@ -326,7 +329,10 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             max_value_bytes,
             max_prompt_bytes: self.max_prompt_bytes,
             clock: self.clock,
+            auto: self.auto,
         };
-        Ok(Cache::from_config(config))
+        let cache = Cache::from_config(config);
+        start_periodic(Arc::downgrade(&cache.inner));
+        Ok(cache)
     }
 }

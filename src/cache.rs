@@ -353,6 +353,26 @@ impl<V: Send + Sync + 'static> Cache<V> {
         vector: Arc<[f32]>,
         value: V,
     ) -> Result<Hit<V>> {
+        let now = self.now();
+        self.insert_entry(scope, prompt, key, vector, value, (now, now), true)
+    }
+
+    /// Insert with given `(created, last access)` times; `maintain: false` defers rebuilds (bulk
+    /// loads call [`Cache::compact`] once at the end instead).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "internal; every argument is a distinct part of an entry"
+    )]
+    pub(crate) fn insert_entry(
+        &self,
+        scope: &Scope,
+        prompt: Box<str>,
+        key: Key,
+        vector: Arc<[f32]>,
+        value: V,
+        (created_ns, last_access_ns): (u64, u64),
+        maintain: bool,
+    ) -> Result<Hit<V>> {
         let value_bytes = self.check_value(&value)?;
         let inner = &self.inner;
         let weight = inner
@@ -368,7 +388,6 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 break (p, generation);
             }
         };
-        let now = self.now();
         let entry = Arc::new(Entry {
             key,
             scope: scope.clone(),
@@ -380,16 +399,18 @@ impl<V: Send + Sync + 'static> Cache<V> {
             generation,
             scope_state: partition.state.clone(),
             partition: Arc::downgrade(&partition),
-            created_ns: now,
-            last_access_ns: AtomicU64::new(now),
+            created_ns,
+            last_access_ns: AtomicU64::new(last_access_ns),
             weight,
             removal_hint: AtomicU8::new(RemovalHint::None as u8),
         });
         Counters::bump(&inner.counters.inserts);
         inner.store.insert(key, entry.clone());
-        inner
-            .partitions
-            .maintain(scope, &partition, &inner.config.index, &inner.counters);
+        if maintain {
+            inner
+                .partitions
+                .maintain(scope, &partition, &inner.config.index, &inner.counters);
+        }
         Ok(Hit {
             entry,
             source: Source::Computed,

@@ -1,6 +1,7 @@
 //! Validated configuration, fixed at build time.
 
 use crate::clock::Clock;
+use crate::persist::auto::AutoSnapshot;
 use crate::scope::Scope;
 use crate::vector::{IndexParams, SearchParams};
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub(crate) struct Config<V> {
     pub(crate) max_value_bytes: usize,
     pub(crate) max_prompt_bytes: usize,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) auto: AutoSnapshot<V>,
 }
 
 impl<V> Config<V> {

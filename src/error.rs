@@ -72,6 +72,26 @@ pub enum Error {
     /// The compute function failed; nothing was cached.
     #[error("compute failed: {0}")]
     Compute(Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// Reading or writing a snapshot file failed.
+    #[error("snapshot I/O: {0}")]
+    Io(Arc<std::io::Error>),
+    /// A snapshot failed its checks (magic, checksum, lengths, record contents); nothing was loaded.
+    #[error("corrupt snapshot: {0}")]
+    CorruptSnapshot(String),
+    /// A snapshot written by a newer (or unknown) format version.
+    #[error("snapshot format version {found} is not supported (this build reads {supported})")]
+    UnsupportedSnapshotVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
 }
 
 impl Error {
@@ -110,6 +130,18 @@ impl PartialEq for Error {
             (InvalidThreshold(a), InvalidThreshold(b)) => a.to_bits() == b.to_bits(),
             (InvalidConfig(a), InvalidConfig(b)) => a == b,
             (Embed(a), Embed(b)) | (Compute(a), Compute(b)) => a.to_string() == b.to_string(),
+            (Io(a), Io(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
+            (CorruptSnapshot(a), CorruptSnapshot(b)) => a == b,
+            (
+                UnsupportedSnapshotVersion {
+                    found: a,
+                    supported: b,
+                },
+                UnsupportedSnapshotVersion {
+                    found: c,
+                    supported: d,
+                },
+            ) => a == c && b == d,
             _ => false,
         }
     }

@@ -73,6 +73,7 @@ mod inflight;
 mod key;
 mod lookup;
 mod partitions;
+mod persist;
 mod scope;
 mod stats;
 mod store;
@@ -86,6 +87,7 @@ pub use embed::{Embedder, HashEmbedder};
 pub use error::{BoxError, Error, Result};
 pub use key::normalize;
 pub use lookup::{Hit, Lookup, Miss, Source};
+pub use persist::SnapshotReport;
 pub use scope::{Scope, ScopeBuilder};
 pub use stats::Stats;
 

@@ -46,6 +46,10 @@ pub struct Stats {
     pub index_dead: u64,
     /// Partition rebuilds completed (compactions and flat-to-graph promotions).
     pub rebuilds: u64,
+    /// Periodic snapshots written.
+    pub snapshots_saved: u64,
+    /// Periodic snapshots that failed.
+    pub snapshot_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +65,8 @@ pub(crate) struct Counters {
     pub(crate) embed_calls: AtomicU64,
     pub(crate) compute_calls: AtomicU64,
     pub(crate) rebuilds: AtomicU64,
+    pub(crate) snapshots_saved: AtomicU64,
+    pub(crate) snapshot_errors: AtomicU64,
 }
 
 impl Counters {
@@ -84,6 +90,8 @@ impl Counters {
             index_live,
             index_dead,
             rebuilds: self.rebuilds.load(Relaxed),
+            snapshots_saved: self.snapshots_saved.load(Relaxed),
+            snapshot_errors: self.snapshot_errors.load(Relaxed),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The entry store (moka): the one source of truth for liveness, its removal listener, and the
 //! rules that decide whether an entry may still be served.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Inner};
 use crate::clock::nanos;
 use crate::config::{Capacity, Config};
 use crate::entry::{Entry, RemovalHint};
@@ -15,33 +15,52 @@ use std::sync::atomic::Ordering;
 
 pub(crate) type Store<V> = moka::sync::Cache<Key, Arc<Entry<V>>>;
 
+/// Whether an entry may still be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Live,
+    /// Past its TTL or TTI.
+    Expired,
+    /// Invalidated with its scope or by `clear`.
+    Dead,
+}
+
+impl<V> Inner<V> {
+    /// The rule both tiers and snapshots apply; no side effects.
+    pub(crate) fn liveness(&self, e: &Entry<V>, now: u64) -> Liveness {
+        if e.epoch != self.epoch.load(Ordering::Acquire)
+            || e.generation != e.scope_state.generation.load(Ordering::Acquire)
+        {
+            return Liveness::Dead;
+        }
+        let cfg = &self.config;
+        let past = |start: u64, d: Option<std::time::Duration>| {
+            d.is_some_and(|d| now >= start.saturating_add(nanos(d)))
+        };
+        if past(e.created_ns, cfg.ttl) || past(e.last_access_ns.load(Ordering::Relaxed), cfg.tti) {
+            Liveness::Expired
+        } else {
+            Liveness::Live
+        }
+    }
+}
+
 impl<V: Send + Sync + 'static> Cache<V> {
     /// Whether an entry may be served now; touches it for TTI and reclaims it if it expired.
     pub(crate) fn servable(&self, e: &Arc<Entry<V>>, now: u64) -> bool {
-        let inner = &self.inner;
-        if e.epoch != inner.epoch.load(Ordering::Acquire)
-            || e.generation != e.scope_state.generation.load(Ordering::Acquire)
-        {
-            return false;
+        match self.inner.liveness(e, now) {
+            Liveness::Dead => false,
+            Liveness::Expired => {
+                self.remove_if_seq(e.key, e.seq, RemovalHint::Expired);
+                false
+            }
+            Liveness::Live => {
+                if self.inner.config.tti.is_some() {
+                    e.last_access_ns.fetch_max(now, Ordering::Relaxed);
+                }
+                true
+            }
         }
-        let cfg = &inner.config;
-        let expired = cfg
-            .ttl
-            .is_some_and(|ttl| now >= e.created_ns.saturating_add(nanos(ttl)))
-            || cfg.tti.is_some_and(|tti| {
-                now >= e
-                    .last_access_ns
-                    .load(Ordering::Relaxed)
-                    .saturating_add(nanos(tti))
-            });
-        if expired {
-            self.remove_if_seq(e.key, e.seq, RemovalHint::Expired);
-            return false;
-        }
-        if cfg.tti.is_some() {
-            e.last_access_ns.fetch_max(now, Ordering::Relaxed);
-        }
-        true
     }
 
     pub(crate) fn remove_exact(&self, e: &Arc<Entry<V>>) -> bool {

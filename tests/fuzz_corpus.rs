@@ -5,6 +5,8 @@
 mod normalize_check;
 #[path = "../fuzz/checks/ops.rs"]
 mod ops_check;
+#[path = "../fuzz/checks/snapshot.rs"]
+mod snapshot_check;
 
 use proptest::prelude::*;
 use std::path::Path;
@@ -34,6 +36,38 @@ fn ops_corpus() {
     assert!(replay("ops", ops_check::check) > 0);
 }
 
+#[test]
+fn snapshot_corpus() {
+    if std::env::var_os("PARACACHE_WRITE_SEEDS").is_some() {
+        write_snapshot_seeds();
+    }
+    assert!(replay("snapshot", snapshot_check::check) > 0);
+}
+
+/// Valid snapshots to start the fuzzer from (`PARACACHE_WRITE_SEEDS=1 cargo test --test fuzz_corpus`).
+fn write_snapshot_seeds() {
+    use paracache::Scope;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/snapshot");
+    for (n, entries) in [0usize, 1, 3].into_iter().enumerate() {
+        let c = snapshot_check::builder().build().unwrap();
+        for i in 0..entries {
+            let v = vec![1.0 + i as f32, 0.5, -0.25 * i as f32, 2.0];
+            c.insert(
+                &Scope::named(format!("tenant{}", i % 2)),
+                &format!("prompt {i}"),
+                v,
+                "a".repeat(i),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            dir.join(format!("valid-{n}")),
+            c.to_snapshot_bytes().unwrap(),
+        )
+        .unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -45,6 +79,11 @@ proptest! {
     #[test]
     fn normalize_random_text(s in "\\PC{0,64}") {
         normalize_check::check(s.as_bytes());
+    }
+
+    #[test]
+    fn snapshot_random(data in prop::collection::vec(any::<u8>(), 0..300)) {
+        snapshot_check::check(&data);
     }
 
     #[test]

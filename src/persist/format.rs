@@ -1,0 +1,215 @@
+//! The snapshot file format, version 1. All integers little-endian.
+//!
+//! ```text
+//! header (32 bytes)
+//!   0..8    magic            b"PARACACH"
+//!   8..12   format version   u32 = 1
+//!   12..16  flags            u32, must be 0
+//!   16..20  dimension        u32
+//!   20..28  saved at         u64, Unix nanoseconds
+//!   28..32  CRC32 of bytes 0..28
+//! payload (payload_len bytes): records, each
+//!   u32 length, then that many bytes of one bincode-2 (standard config, serde) record
+//! footer (24 bytes)
+//!   entry count  u64
+//!   payload_len  u64
+//!   CRC32 of the payload  u32
+//!   end magic    b"PEND"
+//! ```
+//!
+//! A reader trusts nothing: every length is checked against the bytes actually present before it
+//! is used, so a hostile file can never make the loader allocate more than the file's own size.
+
+use crate::error::{Error, Result};
+
+pub(crate) const MAGIC: &[u8; 8] = b"PARACACH";
+pub(crate) const END_MAGIC: &[u8; 4] = b"PEND";
+pub(crate) const VERSION: u32 = 1;
+pub(crate) const HEADER_LEN: usize = 32;
+pub(crate) const FOOTER_LEN: usize = 24;
+
+/// What the header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) dimension: u32,
+    pub(crate) saved_at_ns: u64,
+}
+
+pub(crate) fn encode_header(h: Header) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..8].copy_from_slice(MAGIC);
+    b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    b[16..20].copy_from_slice(&h.dimension.to_le_bytes());
+    b[20..28].copy_from_slice(&h.saved_at_ns.to_le_bytes());
+    let crc = crc32fast::hash(&b[..28]);
+    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+pub(crate) fn encode_footer(count: u64, payload_len: u64, payload_crc: u32) -> [u8; FOOTER_LEN] {
+    let mut b = [0u8; FOOTER_LEN];
+    b[0..8].copy_from_slice(&count.to_le_bytes());
+    b[8..16].copy_from_slice(&payload_len.to_le_bytes());
+    b[16..20].copy_from_slice(&payload_crc.to_le_bytes());
+    b[20..24].copy_from_slice(END_MAGIC);
+    b
+}
+
+fn corrupt(why: &str) -> Error {
+    Error::CorruptSnapshot(why.to_string())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Check the whole file and split its payload into record slices.
+pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
+    if file.len() < HEADER_LEN + FOOTER_LEN {
+        return Err(corrupt("file shorter than header and footer"));
+    }
+    let head = &file[..HEADER_LEN];
+    if &head[0..8] != MAGIC {
+        return Err(corrupt("not a paracache snapshot (bad magic)"));
+    }
+    if crc32fast::hash(&head[..28]) != u32_at(head, 28) {
+        return Err(corrupt("header checksum mismatch"));
+    }
+    let version = u32_at(head, 8);
+    if version != VERSION {
+        return Err(Error::UnsupportedSnapshotVersion {
+            found: version,
+            supported: VERSION,
+        });
+    }
+    if u32_at(head, 12) != 0 {
+        return Err(corrupt("unknown header flags"));
+    }
+    let header = Header {
+        dimension: u32_at(head, 16),
+        saved_at_ns: u64_at(head, 20),
+    };
+    let foot = &file[file.len() - FOOTER_LEN..];
+    if &foot[20..24] != END_MAGIC {
+        return Err(corrupt("missing end marker (truncated file?)"));
+    }
+    let payload = &file[HEADER_LEN..file.len() - FOOTER_LEN];
+    if u64_at(foot, 8) != payload.len() as u64 {
+        return Err(corrupt("payload length does not match the file size"));
+    }
+    if crc32fast::hash(payload) != u32_at(foot, 16) {
+        return Err(corrupt("payload checksum mismatch"));
+    }
+    let count = u64_at(foot, 0);
+    // Never trust `count` for allocation: each record needs at least its 4-byte length.
+    let mut records = Vec::with_capacity((count as usize).min(payload.len() / 4));
+    let mut rest = payload;
+    while !rest.is_empty() {
+        if rest.len() < 4 {
+            return Err(corrupt("truncated record length"));
+        }
+        let len = u32_at(rest, 0) as usize;
+        if len > rest.len() - 4 {
+            return Err(corrupt("record longer than the payload"));
+        }
+        records.push(&rest[4..4 + len]);
+        rest = &rest[4 + len..];
+    }
+    if records.len() as u64 != count {
+        return Err(corrupt("record count does not match the footer"));
+    }
+    Ok((header, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(records: &[&[u8]]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for r in records {
+            payload.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            payload.extend_from_slice(r);
+        }
+        let mut f = encode_header(Header {
+            dimension: 3,
+            saved_at_ns: 7,
+        })
+        .to_vec();
+        f.extend_from_slice(&payload);
+        f.extend_from_slice(&encode_footer(
+            records.len() as u64,
+            payload.len() as u64,
+            crc32fast::hash(&payload),
+        ));
+        f
+    }
+
+    #[test]
+    fn round_trip() {
+        let f = file(&[b"abc", b"", b"de"]);
+        let (h, recs) = decode(&f).unwrap();
+        assert_eq!(
+            h,
+            Header {
+                dimension: 3,
+                saved_at_ns: 7
+            }
+        );
+        assert_eq!(recs, vec![&b"abc"[..], b"", b"de"]);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_refused() {
+        let f = file(&[b"hello", b"world"]);
+        for len in 0..f.len() {
+            assert!(decode(&f[..len]).is_err(), "truncated to {len} accepted");
+        }
+        for i in 0..f.len() {
+            for bit in 0..8 {
+                let mut g = f.clone();
+                g[i] ^= 1 << bit;
+                assert!(decode(&g).is_err(), "flip of byte {i} bit {bit} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn future_version_is_named_as_such() {
+        let mut f = file(&[]);
+        f[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let crc = crc32fast::hash(&f[..28]);
+        f[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&f).unwrap_err(),
+            Error::UnsupportedSnapshotVersion {
+                found: 2,
+                supported: 1
+            }
+        );
+    }
+
+    #[test]
+    fn huge_length_fields_are_refused_without_allocating() {
+        let mut f = file(&[b"x"]);
+        // A record length of 4 GiB, with the checksum fixed up so only the length is wrong.
+        f[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let n = f.len();
+        let crc = crc32fast::hash(&f[HEADER_LEN..n - FOOTER_LEN]);
+        f[n - 8..n - 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(decode(&f), Err(Error::CorruptSnapshot(_))));
+        // A count of u64::MAX.
+        let mut g = file(&[b"x"]);
+        let n = g.len();
+        g[n - FOOTER_LEN..n - FOOTER_LEN + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode(&g), Err(Error::CorruptSnapshot(_))));
+    }
+}

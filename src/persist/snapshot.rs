@@ -1,0 +1,295 @@
+//! Writing and reading snapshots.
+
+use super::format::{self, Header};
+use crate::builder::CacheBuilder;
+use crate::cache::{Cache, Inner};
+use crate::clock::nanos;
+use crate::error::{Error, Result};
+use crate::key::{exact_key, normalize};
+use crate::scope::Scope;
+use crate::store::Liveness;
+use crate::vector::validate::unit_vector;
+use bincode::error::DecodeError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a save or a load did.
+///
+/// ```
+/// let r = paracache::SnapshotReport::default();
+/// assert_eq!((r.entries, r.expired, r.refused, r.bytes), (0, 0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SnapshotReport {
+    /// Entries written (save) or loaded (load).
+    pub entries: u64,
+    /// Entries left out because their TTL or TTI had passed.
+    pub expired: u64,
+    /// Entries the loading configuration refused (prompt or value over its limits).
+    pub refused: u64,
+    /// Size of the snapshot in bytes.
+    pub bytes: u64,
+}
+
+#[derive(Serialize)]
+struct RecordRef<'a, V> {
+    scope: &'a [u8],
+    prompt: &'a str,
+    vector: &'a [f32],
+    created_ns: u64,
+    last_access_ns: u64,
+    value: &'a V,
+}
+
+#[derive(Deserialize)]
+struct Record<V> {
+    scope: Vec<u8>,
+    prompt: String,
+    vector: Vec<f32>,
+    created_ns: u64,
+    last_access_ns: u64,
+    value: V,
+}
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Stream every live entry into `w` in the snapshot format.
+pub(crate) fn write_snapshot<V: Serialize + Send + Sync + 'static, W: Write>(
+    inner: &Inner<V>,
+    mut w: W,
+) -> Result<SnapshotReport> {
+    let now = nanos(inner.config.clock.now());
+    let dimension = u32::try_from(inner.config.dimension)
+        .map_err(|_| Error::InvalidConfig("dimension".into()))?;
+    w.write_all(&format::encode_header(Header {
+        dimension,
+        saved_at_ns: now,
+    }))?;
+    let mut crc = crc32fast::Hasher::new();
+    let (mut count, mut payload_len) = (0u64, 0u64);
+    for (_, e) in inner.store.iter() {
+        if inner.liveness(&e, now) != Liveness::Live {
+            continue;
+        }
+        let rec = RecordRef {
+            scope: e.scope.encoding(),
+            prompt: &e.prompt,
+            vector: &e.vector,
+            created_ns: e.created_ns,
+            last_access_ns: e.last_access_ns.load(std::sync::atomic::Ordering::Relaxed),
+            value: &e.value,
+        };
+        let bytes =
+            bincode::serde::encode_to_vec(&rec, bincode_config()).map_err(std::io::Error::other)?;
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("entry over 4 GiB"))?;
+        for chunk in [&len.to_le_bytes()[..], &bytes] {
+            w.write_all(chunk)?;
+            crc.update(chunk);
+        }
+        payload_len += 4 + bytes.len() as u64;
+        count += 1;
+    }
+    w.write_all(&format::encode_footer(count, payload_len, crc.finalize()))?;
+    w.flush()?;
+    let bytes = (format::HEADER_LEN + format::FOOTER_LEN) as u64 + payload_len;
+    Ok(SnapshotReport {
+        entries: count,
+        bytes,
+        ..SnapshotReport::default()
+    })
+}
+
+/// Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory:
+/// a crash at any point leaves either the previous snapshot or the new one, never a torn file.
+pub(crate) fn save_inner<V: Serialize + Send + Sync + 'static>(
+    inner: &Inner<V>,
+    path: &Path,
+) -> Result<SnapshotReport> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::from(std::io::Error::other("snapshot path has no file name")))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{:?}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        std::thread::current().id(),
+        nanos(inner.config.clock.now())
+    ));
+    let result = (|| {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        let report = write_snapshot(inner, &mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()?;
+        Ok(report)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl<V: Serialize + Send + Sync + 'static> Cache<V> {
+    /// Save every live entry to `path`, atomically (temp file, fsync, rename, fsync directory).
+    /// Concurrent lookups and inserts go on; entries changed during the save may or may not be in it.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.snapshot");
+    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
+    /// cache.insert(&Scope::global(), "q", vec![1.0, 0.0], "a".into()).unwrap();
+    /// assert_eq!(cache.save(&path).unwrap().entries, 1);
+    /// let (restored, report) = Cache::<String>::builder(2).build_from_snapshot(&path).unwrap();
+    /// assert_eq!(report.entries, 1);
+    /// assert!(restored.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0, 0.0])).unwrap().is_hit());
+    /// ```
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<SnapshotReport> {
+        save_inner(&self.inner, path.as_ref())
+    }
+
+    /// The snapshot as bytes (same format as [`Cache::save`]), e.g. for object storage.
+    ///
+    /// ```
+    /// let cache: paracache::Cache<u8> = paracache::Cache::builder(2).build().unwrap();
+    /// assert_eq!(&cache.to_snapshot_bytes().unwrap()[..8], b"PARACACH");
+    /// ```
+    pub fn to_snapshot_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        write_snapshot(&self.inner, &mut out)?;
+        Ok(out)
+    }
+}
+
+impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
+    /// Build a cache with this configuration and fill it from the snapshot at `path`.
+    ///
+    /// The whole file is verified (magic, version, checksums, every length and every record)
+    /// before anything is inserted: a bad file is an error and nothing else. Entries whose TTL or
+    /// TTI passed (by this configuration's clock and durations) are left out; entries this
+    /// configuration refuses (prompt or value over its limits) are skipped and counted.
+    ///
+    /// ```
+    /// use paracache::{Cache, Error};
+    /// let err = Cache::<u8>::builder(2).build_from_snapshot("/nonexistent/x.snapshot").unwrap_err();
+    /// assert!(matches!(err, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound));
+    /// ```
+    pub fn build_from_snapshot(self, path: impl AsRef<Path>) -> Result<(Cache<V>, SnapshotReport)> {
+        let bytes = fs::read(path)?;
+        self.build_from_snapshot_bytes(&bytes)
+    }
+
+    /// [`build_from_snapshot`](Self::build_from_snapshot) from bytes already in memory.
+    ///
+    /// ```
+    /// use paracache::{Cache, Error};
+    /// let err = Cache::<u8>::builder(2).build_from_snapshot_bytes(b"definitely not a snapshot").unwrap_err();
+    /// assert!(matches!(err, Error::CorruptSnapshot(_)));
+    /// ```
+    pub fn build_from_snapshot_bytes(self, bytes: &[u8]) -> Result<(Cache<V>, SnapshotReport)> {
+        let (header, raw) = format::decode(bytes)?;
+        let cache = self.build()?;
+        let dimension = cache.dimension();
+        if header.dimension as usize != dimension {
+            return Err(Error::DimensionMismatch {
+                expected: dimension,
+                got: header.dimension as usize,
+            });
+        }
+        let records = raw
+            .into_iter()
+            .map(|r| decode_record::<V>(r, dimension))
+            .collect::<Result<Vec<_>>>()?;
+        let mut report = SnapshotReport {
+            bytes: bytes.len() as u64,
+            ..SnapshotReport::default()
+        };
+        let now = cache.now();
+        let cfg = &cache.inner.config;
+        for (rec, vector) in records {
+            let expired = |start: u64, d: Option<std::time::Duration>| {
+                d.is_some_and(|d| now >= start.saturating_add(nanos(d)))
+            };
+            if expired(rec.created_ns, cfg.ttl) || expired(rec.last_access_ns, cfg.tti) {
+                report.expired += 1;
+                continue;
+            }
+            if rec.prompt.len() > cfg.max_prompt_bytes {
+                report.refused += 1;
+                continue;
+            }
+            let scope = Scope::from_encoding(rec.scope);
+            let key = exact_key(&scope, &rec.prompt);
+            let times = (rec.created_ns, rec.last_access_ns);
+            match cache.insert_entry(
+                &scope,
+                rec.prompt.into(),
+                key,
+                vector,
+                rec.value,
+                times,
+                false,
+            ) {
+                Ok(_) => report.entries += 1,
+                Err(Error::ValueTooLarge { .. }) => report.refused += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        // One rebuild per large scope (parallel graph build) instead of one graph insert per entry.
+        cache.compact();
+        Ok((cache, report))
+    }
+}
+
+/// Decode and check one record; anything a valid save could not have written is corruption.
+fn decode_record<V: DeserializeOwned>(
+    bytes: &[u8],
+    dimension: usize,
+) -> Result<(Record<V>, Arc<[f32]>)> {
+    let bad = |why: &str| Error::CorruptSnapshot(why.to_string());
+    let (rec, read) = decode_bounded::<V>(bytes).map_err(|e| bad(&format!("record: {e}")))?;
+    if read != bytes.len() {
+        return Err(bad("trailing bytes after a record"));
+    }
+    if rec.prompt.is_empty() || normalize(&rec.prompt) != rec.prompt.as_str() {
+        return Err(bad("record prompt is empty or not normalized"));
+    }
+    let vector =
+        unit_vector(&rec.vector, dimension).map_err(|e| bad(&format!("record vector: {e}")))?;
+    Ok((rec, vector))
+}
+
+/// Decode one record with bincode's allocation limit set to a small multiple of the record's own
+/// size. Without a limit, bincode allocates a string or byte vector of whatever length a hostile
+/// record claims before reading it. The limit is a compile-time constant, hence the buckets; 16×
+/// leaves room for in-memory sizes larger than their encoding (a varint u64 claims 8 bytes).
+fn decode_bounded<V: DeserializeOwned>(
+    bytes: &[u8],
+) -> std::result::Result<(Record<V>, usize), DecodeError> {
+    fn with<V: DeserializeOwned, const LIMIT: usize>(
+        b: &[u8],
+    ) -> std::result::Result<(Record<V>, usize), DecodeError> {
+        bincode::serde::decode_from_slice(b, bincode_config().with_limit::<LIMIT>())
+    }
+    match bytes.len().saturating_mul(16) {
+        n if n <= 1 << 16 => with::<V, { 1 << 16 }>(bytes),
+        n if n <= 1 << 20 => with::<V, { 1 << 20 }>(bytes),
+        n if n <= 1 << 24 => with::<V, { 1 << 24 }>(bytes),
+        n if n <= 1 << 28 => with::<V, { 1 << 28 }>(bytes),
+        n if n <= 1 << 32 => with::<V, { 1 << 32 }>(bytes),
+        _ => with::<V, { 1 << 36 }>(bytes),
+    }
+}

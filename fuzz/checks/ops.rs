@@ -1,4 +1,5 @@
-//! Operation sequences decoded from bytes, run against the cache and a reference model (a map plus
+//! Operation sequences decoded from bytes (insert, lookup, invalidate, invalidate scope, clear,
+//! save-and-load, advance time), run against the cache and a reference model (a map plus
 //! an exact scan). Scopes stay below the flat limit, so the semantic tier is exact and the cache
 //! must agree with the model on every hit *and* miss, except for similarities within 1e-4 of the
 //! threshold. Shared by the cargo-fuzz target and by `tests/fuzz_corpus.rs`.
@@ -74,13 +75,14 @@ fn prompt(code: u8) -> String {
 
 pub(crate) fn check(data: &[u8]) {
     let clock = MockClock::new();
-    let cache: Cache<u32> = Cache::builder(DIM)
-        .max_entries(10_000)
-        .threshold(THRESHOLD)
-        .time_to_live(Duration::from_secs(TTL))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let builder = || {
+        Cache::<u32>::builder(DIM)
+            .max_entries(10_000)
+            .threshold(THRESHOLD)
+            .time_to_live(Duration::from_secs(TTL))
+            .clock(clock.clone())
+    };
+    let mut cache = builder().build().unwrap();
     let scopes: Vec<Scope> = (0..3).map(|i| Scope::named([i])).collect();
     let mut model = Model {
         live: HashMap::new(),
@@ -160,6 +162,11 @@ pub(crate) fn check(data: &[u8]) {
                 if b % 4 == 0 {
                     cache.clear();
                     model.live.clear();
+                } else if b % 4 == 1 {
+                    // Restart from a snapshot: the model is unchanged (expired entries are not
+                    // loaded, and the model never serves them either).
+                    let bytes = cache.to_snapshot_bytes().unwrap();
+                    cache = builder().build_from_snapshot_bytes(&bytes).unwrap().0;
                 } else {
                     cache.invalidate_scope(scope);
                     model.live.retain(|(ms, _), _| *ms != s);

@@ -2,7 +2,9 @@
 //! purges, lookups) for a fixed time, printing RSS and index counts at intervals. RSS must level
 //! off after warm-up; every hit is checked against what it matched.
 //!
-//! `cargo run --release --example soak -- --threads 16 --seconds 600 --every 30`
+//! `cargo run --release --example soak -- --threads 16 --seconds 600 --every 30 --scopes 8`
+//!
+//! With few scopes each holds thousands of entries, so graphs are built, churned and compacted.
 
 use paracache::{Cache, Scope};
 use rand::rngs::StdRng;
@@ -12,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const DIM: usize = 384;
-const SCOPES: usize = 64;
 const PROMPTS_PER_SCOPE: usize = 20_000;
 const CAPACITY: u64 = 50_000;
 
@@ -50,6 +51,7 @@ fn main() {
     let threads = arg("--threads", 2) as usize;
     let seconds = arg("--seconds", 60);
     let every = arg("--every", 30);
+    let n_scopes = arg("--scopes", 8) as usize;
     let cache: Cache<(u32, u32)> = Cache::builder(DIM)
         .max_entries(CAPACITY)
         .time_to_live(Duration::from_secs(20))
@@ -57,7 +59,7 @@ fn main() {
         .build()
         .expect("valid configuration");
     let scopes: Arc<Vec<Scope>> = Arc::new(
-        (0..SCOPES)
+        (0..n_scopes)
             .map(|i| Scope::builder().tenant(format!("t{i}")).build())
             .collect(),
     );
@@ -70,7 +72,7 @@ fn main() {
             std::thread::spawn(move || {
                 let mut rng = StdRng::seed_from_u64(t as u64);
                 while !stop.load(Ordering::Relaxed) {
-                    let s = rng.gen_range(0..SCOPES);
+                    let s = rng.gen_range(0..scopes.len());
                     let p = rng.gen_range(0..PROMPTS_PER_SCOPE);
                     let scope = &scopes[s];
                     match rng.gen_range(0..100) {
@@ -120,7 +122,7 @@ fn main() {
         .collect();
     let start = Instant::now();
     println!(
-        "soak: {threads} threads, {seconds} s, capacity {CAPACITY}, {SCOPES} scopes, {DIM}-d, TTL 20 s"
+        "soak: {threads} threads, {seconds} s, capacity {CAPACITY}, {n_scopes} scopes, {DIM}-d, TTL 20 s"
     );
     println!(
         "{:>6} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8} {:>9}",

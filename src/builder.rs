@@ -38,7 +38,7 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 /// ```
 #[must_use]
 pub struct CacheBuilder<V> {
-    dimension: usize,
+    pub(crate) dimension: usize,
     capacity: Option<Capacity>,
     ttl: Option<Duration>,
     tti: Option<Duration>,

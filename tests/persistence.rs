@@ -464,3 +464,47 @@ fn reseal_header_of(f: &mut Vec<u8>) {
     let crc = crc32(&f[..28]);
     f.extend_from_slice(&crc.to_le_bytes());
 }
+
+#[test]
+fn a_failed_load_never_overwrites_the_snapshot_it_could_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.snapshot");
+    let c = builder().build().unwrap();
+    c.insert(
+        &Scope::global(),
+        "q",
+        vec_for(1),
+        Answer {
+            text: "precious".into(),
+            tokens: 1,
+        },
+    )
+    .unwrap();
+    c.save(&path).unwrap();
+    let original = std::fs::read(&path).unwrap();
+    // Wrong dimension, and a corrupt copy: both loads fail, and with snapshot-on-drop configured
+    // the failed attempt must not save an empty cache over the file.
+    let err = Cache::<Answer>::builder(DIM + 1)
+        .snapshot_on_drop(&path)
+        .build_from_snapshot(&path)
+        .unwrap_err();
+    assert!(matches!(err, Error::DimensionMismatch { .. }));
+    assert_eq!(std::fs::read(&path).unwrap(), original, "a failed load overwrote the snapshot");
+    let mut corrupt = original.clone();
+    let last = corrupt.len() - 30;
+    corrupt[last] ^= 0xff;
+    std::fs::write(&path, &corrupt).unwrap();
+    assert!(
+        builder()
+            .snapshot_on_drop(&path)
+            .build_from_snapshot(&path)
+            .is_err()
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        corrupt,
+        "the unreadable file was overwritten"
+    );
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(builder().build_from_snapshot(&path).unwrap().1.entries, 1);
+}

@@ -200,9 +200,10 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
     /// assert!(matches!(err, Error::CorruptSnapshot(_)));
     /// ```
     pub fn build_from_snapshot_bytes(self, bytes: &[u8]) -> Result<(Cache<V>, SnapshotReport)> {
+        // Verify everything before a cache exists: a cache built and then dropped on failure would
+        // otherwise run its snapshot-on-drop over the very file that failed to load.
         let (header, raw) = format::decode(bytes)?;
-        let cache = self.build()?;
-        let dimension = cache.dimension();
+        let dimension = self.dimension;
         if header.dimension as usize != dimension {
             return Err(Error::DimensionMismatch {
                 expected: dimension,
@@ -213,6 +214,7 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
             .into_iter()
             .map(|r| decode_record::<V>(r, dimension))
             .collect::<Result<Vec<_>>>()?;
+        let cache = self.build()?;
         let mut report = SnapshotReport {
             bytes: bytes.len() as u64,
             ..SnapshotReport::default()

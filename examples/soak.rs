@@ -2,7 +2,7 @@
 //! purges, lookups) for a fixed time, printing RSS and index counts at intervals. RSS must level
 //! off after warm-up; every hit is checked against what it matched.
 //!
-//! `cargo run --release --example soak -- --threads 16 --seconds 600 --every 30 --scopes 8`
+//! `cargo run --release --example soak -- --threads 16 --seconds 600 --every 30 --scopes 8 --capacity 50000`
 //!
 //! With few scopes each holds thousands of entries, so graphs are built, churned and compacted.
 
@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 const DIM: usize = 384;
 const PROMPTS_PER_SCOPE: usize = 20_000;
-const CAPACITY: u64 = 50_000;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -52,8 +51,9 @@ fn main() {
     let seconds = arg("--seconds", 60);
     let every = arg("--every", 30);
     let n_scopes = arg("--scopes", 8) as usize;
+    let capacity = arg("--capacity", 50_000);
     let cache: Cache<(u32, u32)> = Cache::builder(DIM)
-        .max_entries(CAPACITY)
+        .max_entries(capacity)
         .time_to_live(Duration::from_secs(20))
         .threshold(0.95)
         .build()
@@ -122,7 +122,7 @@ fn main() {
         .collect();
     let start = Instant::now();
     println!(
-        "soak: {threads} threads, {seconds} s, capacity {CAPACITY}, {n_scopes} scopes, {DIM}-d, TTL 20 s"
+        "soak: {threads} threads, {seconds} s, capacity {capacity}, {n_scopes} scopes, {DIM}-d, TTL 20 s"
     );
     println!(
         "{:>6} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8} {:>9}",

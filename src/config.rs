@@ -44,6 +44,15 @@ impl<V> Config<V> {
             .unwrap_or(self.threshold)
     }
 
+    /// Whether an entry created and last used at these times (clock nanoseconds) has passed its
+    /// TTL or TTI at `now`: the one expiry rule for serving, saving and loading.
+    pub(crate) fn is_expired(&self, created_ns: u64, last_access_ns: u64, now: u64) -> bool {
+        let past = |start: u64, d: Option<std::time::Duration>| {
+            d.is_some_and(|d| now >= start.saturating_add(crate::clock::nanos(d)))
+        };
+        past(created_ns, self.ttl) || past(last_access_ns, self.tti)
+    }
+
     /// Estimated resident bytes of one entry: prompt, value, the entry's own vector, the graph's
     /// copy of it and its links (2·M neighbours of ~16 bytes at layer 0), and fixed overhead.
     pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {

@@ -2,7 +2,6 @@
 //! rules that decide whether an entry may still be served.
 
 use crate::cache::{Cache, Inner};
-use crate::clock::nanos;
 use crate::config::{Capacity, Config};
 use crate::entry::{Entry, RemovalHint};
 use crate::key::Key;
@@ -33,11 +32,8 @@ impl<V> Inner<V> {
         {
             return Liveness::Dead;
         }
-        let cfg = &self.config;
-        let past = |start: u64, d: Option<std::time::Duration>| {
-            d.is_some_and(|d| now >= start.saturating_add(nanos(d)))
-        };
-        if past(e.created_ns, cfg.ttl) || past(e.last_access_ns.load(Ordering::Relaxed), cfg.tti) {
+        let last_access = e.last_access_ns.load(Ordering::Relaxed);
+        if self.config.is_expired(e.created_ns, last_access, now) {
             Liveness::Expired
         } else {
             Liveness::Live

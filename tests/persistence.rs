@@ -489,7 +489,11 @@ fn a_failed_load_never_overwrites_the_snapshot_it_could_not_read() {
         .build_from_snapshot(&path)
         .unwrap_err();
     assert!(matches!(err, Error::DimensionMismatch { .. }));
-    assert_eq!(std::fs::read(&path).unwrap(), original, "a failed load overwrote the snapshot");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        original,
+        "a failed load overwrote the snapshot"
+    );
     let mut corrupt = original.clone();
     let last = corrupt.len() - 30;
     corrupt[last] ^= 0xff;

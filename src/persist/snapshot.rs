@@ -222,10 +222,7 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
         let now = cache.now();
         let cfg = &cache.inner.config;
         for (rec, vector) in records {
-            let expired = |start: u64, d: Option<std::time::Duration>| {
-                d.is_some_and(|d| now >= start.saturating_add(nanos(d)))
-            };
-            if expired(rec.created_ns, cfg.ttl) || expired(rec.last_access_ns, cfg.tti) {
+            if cfg.is_expired(rec.created_ns, rec.last_access_ns, now) {
                 report.expired += 1;
                 continue;
             }

@@ -70,6 +70,24 @@ impl Partitions {
             .collect()
     }
 
+    /// Run [`Self::maintain`] on every partition (after a bulk load): with background rebuilds on,
+    /// graphs are then built off the caller's thread while the scopes answer by exact scan.
+    pub(crate) fn maintain_all(&self, params: &IndexParams, counters: &Arc<Counters>) {
+        let all: Vec<(Scope, Arc<Partition>)> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (scope, p) in all {
+            self.maintain(&scope, &p, params, counters);
+        }
+    }
+
     /// Live and dead vectors over all partitions.
     pub(crate) fn totals(&self) -> (u64, u64) {
         let mut live = 0;

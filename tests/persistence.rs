@@ -512,3 +512,38 @@ fn a_failed_load_never_overwrites_the_snapshot_it_could_not_read() {
     std::fs::write(&path, &original).unwrap();
     assert_eq!(builder().build_from_snapshot(&path).unwrap().1.entries, 1);
 }
+
+#[test]
+fn a_loaded_cache_answers_while_its_graphs_build_in_the_background() {
+    let scopes = [Scope::builder().tenant("a").build()];
+    let c = builder().build().unwrap();
+    for i in 0..400 {
+        c.insert(
+            &scopes[0],
+            &format!("prompt {i}"),
+            vec_for(i),
+            Answer {
+                text: format!("{i}"),
+                tokens: 0,
+            },
+        )
+        .unwrap();
+    }
+    let before = answers(&c, &scopes);
+    let bytes = c.to_snapshot_bytes().unwrap();
+    // Background rebuilds on (the default): the load returns before the graph exists.
+    let background = || Cache::builder(DIM).threshold(0.95).flat_limit(100);
+    let (loaded, _) = background().build_from_snapshot_bytes(&bytes).unwrap();
+    assert_eq!(
+        answers(&loaded, &scopes),
+        before,
+        "answers while the graph builds"
+    );
+    loaded.compact();
+    assert!(loaded.stats().rebuilds >= 1, "{:?}", loaded.stats());
+    assert_eq!(
+        answers(&loaded, &scopes),
+        before,
+        "answers once the graph is in"
+    );
+}

@@ -178,7 +178,9 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
     /// Build a cache with this configuration and fill it from the snapshot at `path`.
     ///
     /// The whole file is verified (magic, version, checksums, every length and every record)
-    /// before anything is inserted: a bad file is an error and nothing else. Entries whose TTL or
+    /// before anything is inserted: a bad file is an error and nothing else. Graphs for large
+    /// scopes are built afterwards in the background (unless `background_rebuild(false)`), so the
+    /// cache answers at once, by exact scan, while they build; call [`Cache::compact`] to wait. Entries whose TTL or
     /// TTI passed (by this configuration's clock and durations) are left out; entries this
     /// configuration refuses (prompt or value over its limits) are skipped and counted.
     ///
@@ -247,8 +249,13 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
                 Err(e) => return Err(e),
             }
         }
-        // One rebuild per large scope (parallel graph build) instead of one graph insert per entry.
-        cache.compact();
+        // One graph build per large scope instead of one graph insert per entry. With background
+        // rebuilds (the default) this returns at once and those scopes answer by exact scan until
+        // their graph is swapped in; `Cache::compact` waits for it.
+        let inner = &cache.inner;
+        inner
+            .partitions
+            .maintain_all(&inner.config.index, &inner.counters);
         Ok((cache, report))
     }
 }

@@ -357,8 +357,8 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.insert_entry(scope, prompt, key, vector, value, (now, now), true)
     }
 
-    /// Insert with given `(created, last access)` times; `maintain: false` defers rebuilds (bulk
-    /// loads call [`Cache::compact`] once at the end instead).
+    /// Insert with given `(created, last access)` times; `maintain: false` defers rebuilds (a bulk
+    /// load maintains every partition once at the end instead).
     #[expect(
         clippy::too_many_arguments,
         reason = "internal; every argument is a distinct part of an entry"

@@ -2,6 +2,14 @@
 //! hostile files are errors, never panics.
 
 mod common;
+#[path = "../fuzz/checks/snapshot.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the fuzz target; this file uses its framing helpers"
+)]
+mod snapshot_check;
+
+use snapshot_check::crc32;
 
 use paracache::{Cache, Error, Lookup, MockClock, Scope, Source};
 use serde::{Deserialize, Serialize};
@@ -235,22 +243,6 @@ fn reseal_header(b: &mut [u8]) {
     b[28..32].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn crc32(b: &[u8]) -> u32 {
-    // Bitwise CRC-32 (IEEE), independent of the library's implementation.
-    let mut c = !0u32;
-    for &x in b {
-        c ^= u32::from(x);
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
 #[test]
 fn hostile_headers_are_refused() {
     let good = small_snapshot();
@@ -437,32 +429,14 @@ fn a_record_claiming_a_gigantic_string_is_refused_without_allocating_it() {
     let mut record = vec![253u8];
     record.extend_from_slice(&(1u64 << 62).to_le_bytes());
     record.extend_from_slice(b"tiny");
-    let mut f = Vec::new();
-    f.extend_from_slice(b"PARACACH");
-    f.extend_from_slice(&1u32.to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&(DIM as u32).to_le_bytes());
-    f.extend_from_slice(&0u64.to_le_bytes());
-    reseal_header_of(&mut f);
-    let start = f.len();
-    f.extend_from_slice(&(record.len() as u32).to_le_bytes());
-    f.extend_from_slice(&record);
-    let crc = crc32(&f[start..]);
-    let payload_len = (f.len() - start) as u64;
-    f.extend_from_slice(&1u64.to_le_bytes());
-    f.extend_from_slice(&payload_len.to_le_bytes());
-    f.extend_from_slice(&crc.to_le_bytes());
-    f.extend_from_slice(b"PEND");
-    let err = builder().build_from_snapshot_bytes(&f).unwrap_err();
+    let f = snapshot_check::framed_as_one_record(&record);
+    let err = snapshot_check::builder()
+        .build_from_snapshot_bytes(&f)
+        .unwrap_err();
     assert!(
         matches!(&err, Error::CorruptSnapshot(m) if m.starts_with("record")),
         "{err:?}"
     );
-}
-
-fn reseal_header_of(f: &mut Vec<u8>) {
-    let crc = crc32(&f[..28]);
-    f.extend_from_slice(&crc.to_le_bytes());
 }
 
 #[test]

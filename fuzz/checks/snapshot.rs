@@ -32,7 +32,7 @@ fn loads_or_refuses(data: &[u8]) {
 }
 
 /// A snapshot file (format v1) whose single record is `record`, with valid checksums.
-fn framed_as_one_record(record: &[u8]) -> Vec<u8> {
+pub(crate) fn framed_as_one_record(record: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(record.len() + 60);
     f.extend_from_slice(b"PARACACH");
     f.extend_from_slice(&1u32.to_le_bytes());
@@ -53,7 +53,8 @@ fn framed_as_one_record(record: &[u8]) -> Vec<u8> {
     f
 }
 
-fn crc32(b: &[u8]) -> u32 {
+/// Bitwise CRC-32 (IEEE), independent of the library's implementation.
+pub(crate) fn crc32(b: &[u8]) -> u32 {
     let mut c = !0u32;
     for &x in b {
         c ^= u32::from(x);

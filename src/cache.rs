@@ -282,7 +282,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// ```
     pub fn compact(&self) {
         let params = self.inner.config.index;
-        for p in self.inner.partitions.all() {
+        for (_, p) in self.inner.partitions.all() {
             while !p.claim_rebuild() {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }

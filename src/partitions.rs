@@ -62,19 +62,9 @@ impl Partitions {
         all
     }
 
-    /// Every partition, for maintenance.
-    pub(crate) fn all(&self) -> Vec<Arc<Partition>> {
+    /// Every partition with its scope, copied out so no shard lock is held while they are used.
+    pub(crate) fn all(&self) -> Vec<(Scope, Arc<Partition>)> {
         self.shards
-            .iter()
-            .flat_map(|s| s.read().values().cloned().collect::<Vec<_>>())
-            .collect()
-    }
-
-    /// Run [`Self::maintain`] on every partition (after a bulk load): with background rebuilds on,
-    /// graphs are then built off the caller's thread while the scopes answer by exact scan.
-    pub(crate) fn maintain_all(&self, params: &IndexParams, counters: &Arc<Counters>) {
-        let all: Vec<(Scope, Arc<Partition>)> = self
-            .shards
             .iter()
             .flat_map(|s| {
                 s.read()
@@ -82,8 +72,13 @@ impl Partitions {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect::<Vec<_>>()
             })
-            .collect();
-        for (scope, p) in all {
+            .collect()
+    }
+
+    /// Run [`Self::maintain`] on every partition (after a bulk load): with background rebuilds on,
+    /// graphs are then built off the caller's thread while the scopes answer by exact scan.
+    pub(crate) fn maintain_all(&self, params: &IndexParams, counters: &Arc<Counters>) {
+        for (scope, p) in self.all() {
             self.maintain(&scope, &p, params, counters);
         }
     }

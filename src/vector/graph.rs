@@ -4,7 +4,7 @@
 //! hnsw_rs has no deletion: dead points stay in the graph (they still route searches) until the
 //! partition is rebuilt from live vectors.
 
-use super::distance::{SimdCosine, similarity};
+use super::distance::SimdCosine;
 use hnsw_rs::hnsw::Hnsw;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -59,10 +59,4 @@ impl AnnGraph for HnswGraph {
                 .collect(),
         )
     }
-}
-
-/// Exact similarity for rescoring, shared with the flat scan so both report the same number.
-#[inline]
-pub(crate) fn rescore(a: &[f32], b: &[f32]) -> f32 {
-    similarity(a, b)
 }

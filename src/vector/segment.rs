@@ -6,7 +6,8 @@
 //! partition is rebuilt into a new segment.
 
 use super::Candidate;
-use super::graph::{AnnGraph, HnswGraph, rescore};
+use super::distance::similarity;
+use super::graph::{AnnGraph, HnswGraph};
 use crate::key::Key;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -171,7 +172,7 @@ impl Segment {
         let mut top: Vec<Candidate> = Vec::with_capacity(k + 1);
         for s in &b.slots {
             let Some(v) = &s.vector else { continue };
-            let similarity = rescore(query, v);
+            let similarity = similarity(query, v);
             if similarity < floor || (top.len() == k && similarity <= top[k - 1].similarity) {
                 continue;
             }

@@ -8,78 +8,36 @@
     reason = "criterion_group! generates an undocumented pub fn"
 )]
 
+#[path = "support/workload.rs"]
+mod workload;
+
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
 use paracache::{Cache, Scope};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use simsimd::SpatialSimilarity;
 use std::convert::Infallible;
 use std::time::Duration;
-
-const DIM: usize = 384;
-const PER_CLUSTER: usize = 10;
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
-
-fn random_unit(rng: &mut StdRng) -> Vec<f32> {
-    unit((0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
-}
-
-fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
-    unit(
-        v.iter()
-            .map(|x| x + scale * rng.gen_range(-1.0f32..1.0))
-            .collect(),
-    )
-}
-
-/// A ~200-byte prompt, distinct per `i`.
-fn prompt(i: usize) -> String {
-    let mut p = format!("Question {i}: please explain, with examples, ");
-    while p.len() < 200 {
-        p.push_str("how the cache answers repeated and paraphrased prompts quickly; ");
-    }
-    p.truncate(200);
-    p
-}
+use workload::{CLEAR_PARAPHRASE, DIM, jitter, prompt, random_unit};
 
 struct Fixture {
-    cache: Cache<u64>,
+    cache: Cache<usize>,
     data: Vec<Vec<f32>>,
     paraphrases: Vec<Vec<f32>>,
     novel: Vec<Vec<f32>>,
 }
 
 fn fixture(n: usize, flat_limit: usize) -> Fixture {
-    let mut rng = StdRng::seed_from_u64(1);
-    let centres: Vec<Vec<f32>> = (0..n / PER_CLUSTER)
-        .map(|_| random_unit(&mut rng))
-        .collect();
-    let data: Vec<Vec<f32>> = centres
-        .iter()
-        .flat_map(|c| {
-            (0..PER_CLUSTER)
-                .map(|_| jitter(&mut rng, c, 0.02))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let cache: Cache<u64> = Cache::builder(DIM)
+    let data = workload::clustered(n, 1);
+    let mut rng = StdRng::seed_from_u64(2);
+    let cache: Cache<usize> = Cache::builder(DIM)
         .max_entries(n as u64 * 2)
         .flat_limit(flat_limit)
         .background_rebuild(false)
         .build()
         .unwrap();
-    let s = Scope::global();
-    for (i, v) in data.iter().enumerate() {
-        cache.insert(&s, &prompt(i), v.clone(), i as u64).unwrap();
-    }
-    cache.compact();
+    workload::fill(&cache, &data, &|| ());
     let paraphrases = (0..1000)
-        .map(|i| jitter(&mut rng, &data[(i * 7919) % data.len()], 0.01))
+        .map(|i| jitter(&mut rng, &data[(i * 7919) % data.len()], CLEAR_PARAPHRASE))
         .collect();
     let novel = (0..1000).map(|_| random_unit(&mut rng)).collect();
     Fixture {
@@ -147,11 +105,7 @@ fn tiers(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % f.paraphrases.len();
                 let q = &f.paraphrases[i];
-                let best = f
-                    .data
-                    .iter()
-                    .map(|v| <f32 as SpatialSimilarity>::cos(q, v).unwrap_or(1.0))
-                    .fold(f64::MAX, f64::min);
+                let best = workload::brute_force(&f.data, q);
                 black_box(best)
             })
         });
@@ -161,7 +115,7 @@ fn tiers(c: &mut Criterion) {
                 // Re-inserting existing prompts keeps the size fixed (each replaces its entry).
                 black_box(
                     f.cache
-                        .insert(&s, &prompts[i], f.novel[i].clone(), i as u64)
+                        .insert(&s, &prompts[i], f.novel[i].clone(), i)
                         .unwrap(),
                 )
             })

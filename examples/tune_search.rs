@@ -4,19 +4,15 @@
 //!
 //! `cargo run --release --example tune_search -- [N] [M,M..] [EF,EF..]`
 
+#[path = "../benches/support/workload.rs"]
+mod workload;
+
 use paracache::{Cache, Scope};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use std::convert::Infallible;
 use std::time::Instant;
-
-const DIM: usize = 384;
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
+use workload::{CLEAR_PARAPHRASE, DIM, NEAR_THRESHOLD, jitter, random_unit};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -31,52 +27,21 @@ fn main() {
     let ms = list(2, "8,16");
     let efs = list(3, "8,16,32,64");
     let threshold = 0.9f32;
-    let mut rng = StdRng::seed_from_u64(3);
-    let rand_unit =
-        |rng: &mut StdRng| unit((0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
-    let centres: Vec<Vec<f32>> = (0..n / 10).map(|_| rand_unit(&mut rng)).collect();
-    let data: Vec<Vec<f32>> = centres
-        .iter()
-        .flat_map(|c| {
-            (0..10)
-                .map(|_| {
-                    unit(
-                        c.iter()
-                            .map(|x| x + 0.02 * rng.gen_range(-1.0f32..1.0))
-                            .collect(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let data = workload::clustered(n, 3);
+    let mut rng = StdRng::seed_from_u64(4);
     // Queries: a third near-threshold paraphrases, a third clear paraphrases, a third novel.
     let queries: Vec<Vec<f32>> = (0..1500)
         .map(|i| match i % 3 {
-            0 => unit(
-                data[(i * 7919) % data.len()]
-                    .iter()
-                    .map(|x| x + 0.027 * rng.gen_range(-1.0f32..1.0))
-                    .collect(),
-            ),
-            1 => unit(
-                data[(i * 104729) % data.len()]
-                    .iter()
-                    .map(|x| x + 0.01 * rng.gen_range(-1.0f32..1.0))
-                    .collect(),
-            ),
-            _ => rand_unit(&mut rng),
+            0 => jitter(&mut rng, &data[(i * 7919) % data.len()], NEAR_THRESHOLD),
+            1 => jitter(&mut rng, &data[(i * 104729) % data.len()], CLEAR_PARAPHRASE),
+            _ => random_unit(&mut rng),
         })
         .collect();
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let truth: Vec<Option<usize>> = queries
         .iter()
         .map(|q| {
-            let (i, s) = data
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i, dot(q, v)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap();
+            let (i, s) = workload::brute_force(&data, q);
             (s >= threshold).then_some(i)
         })
         .collect();
@@ -107,11 +72,8 @@ fn main() {
                     .background_rebuild(false)
                     .build()
                     .unwrap();
+                workload::fill(&cache, &data, &|| ());
                 let s = Scope::global();
-                for (i, v) in data.iter().enumerate() {
-                    cache.insert(&s, &format!("p{i}"), v.clone(), i).unwrap();
-                }
-                cache.compact();
                 let build = t.elapsed().as_secs_f64();
                 let mut lat = Vec::new();
                 let (mut agree, mut r1, mut hits) = (0, 0, 0);

@@ -1,0 +1,126 @@
+//! Synthetic workload shared by the criterion benches and the bench-runner examples (included with
+//! `#[path]`): clustered 384-d unit vectors, so a paraphrase's nearest neighbour is a real entry,
+//! and ~200-byte prompts.
+//!
+//! Clusters of [`PER_CLUSTER`] points around random centres, each point the centre plus uniform
+//! noise of [`SPREAD`] per coordinate: points of a cluster are at cosine ~0.95 of each other and
+//! ~0 of every other cluster, which gives a graph search no gradient until it reaches the right
+//! cluster (the hard case for HNSW).
+
+#![allow(dead_code, reason = "each includer uses a different part")]
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Dimension of all-MiniLM-L6-v2, the most common small sentence embedder.
+pub(crate) const DIM: usize = 384;
+/// Points per cluster.
+pub(crate) const PER_CLUSTER: usize = 10;
+/// Per-coordinate noise of a cluster member around its centre.
+pub(crate) const SPREAD: f32 = 0.02;
+/// Noise that puts a query at cosine ~0.99 of the point it paraphrases: a clear hit at 0.90.
+pub(crate) const CLEAR_PARAPHRASE: f32 = 0.01;
+/// Noise that puts a query at cosine ~0.90 of the point it paraphrases (noise std 0.043/sqrt(3)
+/// against a coordinate std of 1/sqrt(384)): decisions at the default threshold are close calls.
+pub(crate) const NEAR_THRESHOLD: f32 = 0.043;
+
+/// Scale to unit length.
+pub(crate) fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// A uniformly random direction.
+pub(crate) fn random_unit(rng: &mut StdRng) -> Vec<f32> {
+    unit((0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
+}
+
+/// `v` plus uniform noise of `scale` per coordinate, renormalized.
+pub(crate) fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
+    unit(
+        v.iter()
+            .map(|x| x + scale * rng.gen_range(-1.0f32..1.0))
+            .collect(),
+    )
+}
+
+/// A ~200-byte prompt, distinct per `i`.
+pub(crate) fn prompt(i: usize) -> String {
+    let mut p = format!("Question {i}: please explain, with examples, ");
+    while p.len() < 200 {
+        p.push_str("how the cache answers repeated and paraphrased prompts quickly; ");
+    }
+    p.truncate(200);
+    p
+}
+
+/// `n` clustered unit vectors (rounded down to whole clusters), deterministic in `seed`.
+pub(crate) fn clustered(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..n / PER_CLUSTER)
+        .map(|_| random_unit(&mut rng))
+        .collect();
+    centres
+        .iter()
+        .flat_map(|c| {
+            (0..PER_CLUSTER)
+                .map(|_| jitter(&mut rng, c, SPREAD))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Exact scan: index and cosine of the best of `data` for unit `query` (simsimd dot, the same
+/// kernel the cache uses, so the baseline is as fast as a scan gets).
+pub(crate) fn brute_force(data: &[Vec<f32>], query: &[f32]) -> (usize, f32) {
+    use simsimd::SpatialSimilarity;
+    data.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            (
+                i,
+                <f32 as SpatialSimilarity>::dot(query, v).unwrap_or(0.0) as f32,
+            )
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, -1.0))
+}
+
+/// Latency percentile `p` (0..=1) of sorted nanosecond samples, in microseconds.
+pub(crate) fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_ns.len() as f64 * p) as usize).min(sorted_ns.len() - 1);
+    sorted_ns[i] as f64 / 1e3
+}
+
+/// Insert `data[i]` under [`prompt`]`(i)` with value `i` into the global scope, from all cores
+/// (graph inserts dominate and hnsw_rs takes them concurrently), then compact. `after_each` runs
+/// after every insert (the stress runner advances its clock there, to spread entry ages).
+pub(crate) fn fill(
+    cache: &paracache::Cache<usize>,
+    data: &[Vec<f32>],
+    after_each: &(dyn Fn() + Sync),
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let scope = paracache::Scope::global();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(v) = data.get(i) else { break };
+                    cache
+                        .insert(&scope, &prompt(i), v.clone(), i)
+                        .expect("valid entry");
+                    after_each();
+                }
+            });
+        }
+    });
+    cache.compact();
+}

@@ -32,7 +32,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use workload::{CLEAR_PARAPHRASE, DIM, NEAR_THRESHOLD, jitter, percentile_us, prompt, random_unit};
+use workload::{CLEAR_PARAPHRASE, DIM, jitter, percentile_us, prompt, random_unit};
 
 const THRESHOLD: f32 = 0.90;
 
@@ -134,44 +134,22 @@ fn worker(sh: &Shared, seed: u64, mix: [u32; 4], stop: &AtomicBool) -> [Vec<u64>
 /// Single-thread decision check against an exact scan over the prefilled (all live) entries, and
 /// the scan's own latency as the run's baseline.
 fn check(sh: &Shared, queries: usize) {
-    let mut rng = StdRng::seed_from_u64(7);
-    let n = sh.data.len();
-    let s = Scope::global();
-    let (mut agree, mut hits, mut r1, mut close) = (0, 0, 0, 0);
-    let (mut cache_ns, mut scan_ns) = (Vec::new(), Vec::new());
-    for k in 0..queries {
-        let i = rng.gen_range(0..n);
-        let q = match k % 3 {
-            0 => jitter(&mut rng, &sh.data[i], NEAR_THRESHOLD),
-            1 => jitter(&mut rng, &sh.data[i], CLEAR_PARAPHRASE),
-            _ => random_unit(&mut rng),
-        };
-        let t = Instant::now();
-        let (best, sim) = workload::brute_force(&sh.data, &q);
-        scan_ns.push(t.elapsed().as_nanos() as u64);
-        let t = Instant::now();
-        let r = sh.cache.lookup(&s, "check", embed(&q)).unwrap();
-        cache_ns.push(t.elapsed().as_nanos() as u64);
-        let truth = sim >= THRESHOLD;
-        close += usize::from((sim - THRESHOLD).abs() < 0.02);
-        agree += usize::from(r.is_hit() == truth);
-        if let (Some(h), true) = (r.hit(), truth) {
-            hits += 1;
-            r1 += usize::from(*h.value() == best);
-        }
-    }
-    cache_ns.sort_unstable();
-    scan_ns.sort_unstable();
-    let (c50, s50) = (percentile_us(&cache_ns, 0.5), percentile_us(&scan_ns, 0.5));
+    let check = workload::DecisionCheck::new(&sh.data, queries, 7, THRESHOLD);
+    let report = check.run(&sh.cache);
+    let (c50, s50) = (
+        percentile_us(&report.lookup_ns, 0.5),
+        percentile_us(&check.scan_ns, 0.5),
+    );
     println!(
-        "check: {queries} queries ({close} within 0.02 of the threshold): decision agreement {:.4}, recall@1 on hits {:.4}",
-        agree as f64 / queries as f64,
-        r1 as f64 / hits.max(1) as f64
+        "check: {queries} queries ({} within 0.02 of the threshold): decision agreement {:.4}, recall@1 on hits {:.4}",
+        check.near_threshold(),
+        report.agreement,
+        report.recall_at_1
     );
     println!(
         "check: semantic lookup p50 {c50:.1} us p99 {:.1} us | exact scan p50 {s50:.1} us p99 {:.1} us | scan / lookup at p50 = {:.1}x",
-        percentile_us(&cache_ns, 0.99),
-        percentile_us(&scan_ns, 0.99),
+        percentile_us(&report.lookup_ns, 0.99),
+        percentile_us(&check.scan_ns, 0.99),
         s50 / c50
     );
 }

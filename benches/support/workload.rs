@@ -124,3 +124,107 @@ pub(crate) fn fill(
     });
     cache.compact();
 }
+
+/// Queries whose hit/miss decision at `threshold` is known from an exact scan over `data`: a third
+/// near the threshold, a third clear paraphrases, a third novel. Built once, then run against any
+/// cache filled with `data` by [`fill`].
+pub(crate) struct DecisionCheck {
+    threshold: f32,
+    queries: Vec<Vec<f32>>,
+    /// Best index into `data` and its cosine, per query.
+    truth: Vec<(usize, f32)>,
+    /// The exact scan's latency per query, sorted (ns): the baseline of the same run.
+    pub(crate) scan_ns: Vec<u64>,
+}
+
+/// How a cache's decisions compared with the exact scan's.
+pub(crate) struct CheckReport {
+    /// Share of queries whose hit/miss decision equals the scan's.
+    pub(crate) agreement: f64,
+    /// Share of agreed hits that returned the scan's best entry.
+    pub(crate) recall_at_1: f64,
+    /// Lookup latency per query, sorted (ns).
+    pub(crate) lookup_ns: Vec<u64>,
+}
+
+impl DecisionCheck {
+    pub(crate) fn new(data: &[Vec<f32>], count: usize, seed: u64, threshold: f32) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let queries: Vec<Vec<f32>> = (0..count)
+            .map(|k| {
+                let i = rng.gen_range(0..data.len());
+                match k % 3 {
+                    0 => jitter(&mut rng, &data[i], NEAR_THRESHOLD),
+                    1 => jitter(&mut rng, &data[i], CLEAR_PARAPHRASE),
+                    _ => random_unit(&mut rng),
+                }
+            })
+            .collect();
+        let mut scan_ns = Vec::with_capacity(count);
+        let truth = queries
+            .iter()
+            .map(|q| {
+                let t = std::time::Instant::now();
+                let best = brute_force(data, q);
+                scan_ns.push(t.elapsed().as_nanos() as u64);
+                best
+            })
+            .collect();
+        scan_ns.sort_unstable();
+        DecisionCheck {
+            threshold,
+            queries,
+            truth,
+            scan_ns,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Queries whose best cosine is within 0.02 of the threshold: the close calls.
+    pub(crate) fn near_threshold(&self) -> usize {
+        self.truth
+            .iter()
+            .filter(|(_, s)| (s - self.threshold).abs() < 0.02)
+            .count()
+    }
+
+    /// Queries the scan answers with a hit.
+    pub(crate) fn expected_hits(&self) -> usize {
+        self.truth
+            .iter()
+            .filter(|(_, s)| *s >= self.threshold)
+            .count()
+    }
+
+    /// Look every query up in `cache` (global scope, values are indices into the data) on this
+    /// thread and compare with the scan.
+    pub(crate) fn run(&self, cache: &paracache::Cache<usize>) -> CheckReport {
+        let scope = paracache::Scope::global();
+        let (mut agree, mut hits, mut r1) = (0usize, 0usize, 0usize);
+        let mut lookup_ns = Vec::with_capacity(self.queries.len());
+        for (q, &(best, sim)) in self.queries.iter().zip(&self.truth) {
+            let t = std::time::Instant::now();
+            let r = cache
+                .lookup(&scope, "check", |_| {
+                    Ok::<_, std::convert::Infallible>(q.clone())
+                })
+                .expect("valid query");
+            lookup_ns.push(t.elapsed().as_nanos() as u64);
+            let truth = sim >= self.threshold;
+            agree += usize::from(r.is_hit() == truth);
+            if let (Some(h), true) = (r.hit(), truth) {
+                hits += 1;
+                r1 += usize::from(*h.value() == best);
+            }
+        }
+        lookup_ns.sort_unstable();
+        CheckReport {
+            agreement: agree as f64 / self.queries.len().max(1) as f64,
+            recall_at_1: r1 as f64 / hits.max(1) as f64,
+            lookup_ns,
+        }
+    }
+}

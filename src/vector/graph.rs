@@ -5,20 +5,36 @@
 //! partition is rebuilt from live vectors.
 
 use super::distance::SimdCosine;
-use hnsw_rs::hnsw::Hnsw;
+use super::flat_view::{ExportedPoint, GraphLinks};
+use hnsw_rs::hnsw::{Hnsw, Point};
+use parking_lot::Mutex;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
-/// An ANN index over slot ids. Searches return `(slot, similarity)`, best first.
+/// An ANN graph over slot ids, maintained by its engine and searched through a
+/// [`super::flat_view::FlatView`] of its exported links.
 pub(crate) trait AnnGraph: Send + Sync {
     /// Add one vector under `slot`. `false` if the engine failed (the caller falls back to a scan).
     fn insert(&self, vector: &[f32], slot: usize) -> bool;
-    /// Up to `k` neighbours of `query`, best first, exploring `ef` candidates. `None` on failure.
-    fn search(&self, query: &[f32], k: usize, ef: usize) -> Option<Vec<(usize, f32)>>;
+    /// The links (and, where `copy_vector(slot)`, the vector) of every point whose links may
+    /// have changed since the graph held only slots `0..since`: the points added since and their
+    /// neighbours. `since == 0` exports every point. Call with no insert in flight. `None` on
+    /// failure.
+    fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks>;
 }
 
 /// hnsw_rs with simsimd cosine.
 pub(crate) struct HnswGraph {
     inner: Hnsw<'static, f32, SimdCosine>,
+    known: Mutex<KnownPoints>,
+}
+
+/// hnsw_rs's points by slot, so an export reads only the points it needs.
+#[derive(Default)]
+struct KnownPoints {
+    by_slot: Vec<Option<Arc<Point<'static, f32>>>>,
+    /// Points of each layer already recorded (hnsw_rs appends to its layers, never reorders).
+    seen: Vec<usize>,
 }
 
 /// hnsw_rs never builds more layers than this.
@@ -30,6 +46,7 @@ impl HnswGraph {
         debug_assert!((2..=256).contains(&m));
         HnswGraph {
             inner: Hnsw::new(m, expected.max(1), MAX_LAYERS, ef_construction, SimdCosine),
+            known: Mutex::new(KnownPoints::default()),
         }
     }
 
@@ -49,14 +66,69 @@ impl AnnGraph for HnswGraph {
         catch_unwind(AssertUnwindSafe(|| self.inner.insert_slice((vector, slot)))).is_ok()
     }
 
-    fn search(&self, query: &[f32], k: usize, ef: usize) -> Option<Vec<(usize, f32)>> {
-        let found =
-            catch_unwind(AssertUnwindSafe(|| self.inner.search(query, k, ef.max(k)))).ok()?;
-        Some(
-            found
-                .into_iter()
-                .map(|n| (n.d_id, 1.0 - n.distance))
-                .collect(),
-        )
+    fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks> {
+        catch_unwind(AssertUnwindSafe(|| {
+            let mut known = self.known.lock();
+            let index = self.inner.get_point_indexation();
+            let top = index.get_max_level_observed() as usize;
+            known.seen.resize(top + 1, 0);
+            for level in 0..=top {
+                let layer = index.get_layer_iterator(level).skip(known.seen[level]);
+                for p in layer {
+                    known.seen[level] += 1;
+                    let slot = p.get_origin_id();
+                    if known.by_slot.len() <= slot {
+                        known.by_slot.resize(slot + 1, None);
+                    }
+                    known.by_slot[slot] = Some(p);
+                }
+            }
+            // Per layer, never the whole-index iterator: that one re-locks the layer table while
+            // holding it, which can deadlock behind a queued writer.
+            let entry = index
+                .get_layer_iterator(top)
+                .next()
+                .map(|p| p.get_origin_id() as u32);
+            let export = |p: &Point<'static, f32>| {
+                let slot = p.get_origin_id();
+                let level = p.get_point_id().0 as usize;
+                let mut layers: Vec<Vec<u32>> = p
+                    .get_neighborhood_id()
+                    .into_iter()
+                    .map(|l| l.into_iter().map(|n| n.d_id as u32).collect())
+                    .collect();
+                layers.truncate(level + 1);
+                ExportedPoint {
+                    slot: slot as u32,
+                    layers,
+                    vector: copy_vector(slot).then(|| Arc::from(p.get_v())),
+                }
+            };
+            let since = since.min(known.by_slot.len());
+            let mut points: Vec<ExportedPoint> = known.by_slot[since..]
+                .iter()
+                .flatten()
+                .map(|p| export(p))
+                .collect();
+            if since > 0 {
+                // Inserting a point links its neighbours back to it: re-read those older points.
+                let mut touched = vec![false; since];
+                for p in &points {
+                    for &n in p.layers.iter().flatten() {
+                        if let Some(t) = touched.get_mut(n as usize) {
+                            *t = true;
+                        }
+                    }
+                }
+                let older = touched.iter().enumerate().filter(|(_, t)| **t);
+                for (slot, _) in older {
+                    if let Some(p) = &known.by_slot[slot] {
+                        points.push(export(p));
+                    }
+                }
+            }
+            GraphLinks { points, entry }
+        }))
+        .ok()
     }
 }

@@ -4,6 +4,7 @@
 //! "Distance" lives only in this module; everything above it speaks of similarity.
 
 pub(crate) mod distance;
+pub(crate) mod flat_view;
 pub(crate) mod graph;
 pub(crate) mod partition;
 pub(crate) mod segment;

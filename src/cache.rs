@@ -6,14 +6,17 @@ use crate::entry::{Entry, RemovalHint};
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::InFlight;
 use crate::key::{Key, exact_key, normalize};
+use crate::key_index::{KeyIndex, record_interval};
 use crate::lookup::{Hit, Lookup, Miss, Source};
 use crate::partitions::Partitions;
 use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
 use crate::store::{Store, build_store};
 use crate::vector::validate::unit_vector;
+use moka::ops::compute::Op;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
 
 /// The two-tier semantic cache. See the [crate docs](crate) for the design and guarantees.
 ///
@@ -40,6 +43,11 @@ pub struct Cache<V> {
 pub(crate) struct Inner<V> {
     pub(crate) config: Config<V>,
     pub(crate) store: Store<V>,
+    /// Both tiers read entries here, not from `store` (see [`crate::key_index`]).
+    pub(crate) keys: Arc<KeyIndex<V>>,
+    /// Real time origin for sampling which reads are recorded in `store`.
+    pub(crate) started: Instant,
+    pub(crate) record_every_ns: u64,
     pub(crate) partitions: Arc<Partitions>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) seq: AtomicU64,
@@ -80,9 +88,13 @@ impl<V: Send + Sync + 'static> Cache<V> {
     pub(crate) fn from_config(config: Config<V>) -> Self {
         let counters = Arc::new(Counters::default());
         let partitions = Arc::new(Partitions::new());
-        let store = build_store(&config, counters.clone(), partitions.clone());
+        let keys = Arc::new(KeyIndex::new());
+        let store = build_store(&config, counters.clone(), partitions.clone(), keys.clone());
         Cache {
             inner: Arc::new(Inner {
+                record_every_ns: record_interval(config.tti),
+                started: Instant::now(),
+                keys,
                 config,
                 store,
                 partitions,
@@ -199,7 +211,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
     pub fn invalidate(&self, scope: &Scope, prompt: &str) -> bool {
         let text = normalize(prompt);
         let key = exact_key(scope, &text);
-        match self.inner.store.get(&key) {
+        match self.inner.keys.get(&key) {
             Some(e) if e.scope == *scope && *e.prompt == *text => self.remove_exact(&e),
             _ => false,
         }
@@ -237,9 +249,11 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// assert!(!cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0])).unwrap().is_hit());
     /// ```
     pub fn clear(&self) {
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        let epoch = self.inner.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         self.inner.partitions.drain();
         self.inner.store.invalidate_all();
+        // The store reports these removals only as its maintenance gets to them.
+        self.inner.keys.retain(|e| e.epoch >= epoch);
     }
 
     /// A copy of the counters. See [`Stats`] for what adds up to what.
@@ -403,9 +417,15 @@ impl<V: Send + Sync + 'static> Cache<V> {
             last_access_ns: AtomicU64::new(last_access_ns),
             weight,
             removal_hint: AtomicU8::new(RemovalHint::None as u8),
+            last_recorded_ns: AtomicU64::new(inner.real_ns()),
         });
         Counters::bump(&inner.counters.inserts);
-        inner.store.insert(key, entry.clone());
+        // Inside the store's per-key compute, so concurrent inserts of one key leave the key
+        // index and the store holding the same entry.
+        inner.store.entry(key).and_compute_with(|_| {
+            inner.keys.insert(key, entry.clone());
+            Op::Put(entry.clone())
+        });
         if maintain {
             inner
                 .partitions
@@ -427,6 +447,42 @@ mod tests {
         move |_| Ok(v.to_vec())
     }
 
+    /// The key index holds exactly the store's entries, whatever removed the others: capacity
+    /// eviction, replacement by threads racing on the same keys, invalidation and `clear`.
+    #[test]
+    fn key_index_stays_in_step_with_the_store() {
+        let c: Cache<u64> = Cache::builder(2).max_entries(50).build().unwrap();
+        let s = Scope::global();
+        std::thread::scope(|t| {
+            for w in 0..8u64 {
+                let c = c.clone();
+                let s = s.clone();
+                t.spawn(move || {
+                    for i in 0..400u64 {
+                        let a = (i % 97) as f32;
+                        c.insert(&s, &format!("p{}", i % 97), vec![a.cos(), a.sin()], w)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        c.invalidate(&s, "p1");
+        c.run_pending_tasks();
+        let same = |c: &Cache<u64>| {
+            let stored: Vec<(Key, u64)> = c.inner.store.iter().map(|(k, e)| (*k, e.seq)).collect();
+            assert_eq!(stored.len(), c.inner.keys.len());
+            for (k, seq) in stored {
+                assert_eq!(c.inner.keys.get(&k).map(|e| e.seq), Some(seq));
+            }
+        };
+        same(&c);
+        assert!(c.inner.store.entry_count() <= 50);
+        c.clear();
+        c.run_pending_tasks();
+        same(&c);
+        assert_eq!(c.inner.keys.len(), 0);
+    }
+
     /// MD5 collisions can be manufactured; simulate one by filing an entry under another key.
     #[test]
     fn a_hash_collision_is_a_miss_not_a_wrong_answer() {
@@ -436,14 +492,14 @@ mod tests {
             .insert(&s, "prompt a", vec![1.0, 0.0], "answer a")
             .unwrap();
         c.inner
-            .store
+            .keys
             .insert(exact_key(&s, "prompt b"), a.entry.clone());
         let r = c.lookup(&s, "prompt b", embed([0.0, 1.0])).unwrap();
         assert!(!r.is_hit(), "text mismatch must be a miss");
         // The same text under a colliding key of another scope is a miss too.
         let t = Scope::named("t");
         c.inner
-            .store
+            .keys
             .insert(exact_key(&t, "prompt a"), a.entry.clone());
         assert!(
             !c.lookup(&t, "prompt a", embed([1.0, 0.0]))

@@ -33,6 +33,8 @@ pub(crate) struct Entry<V> {
     pub(crate) last_access_ns: AtomicU64,
     pub(crate) weight: u32,
     pub(crate) removal_hint: AtomicU8,
+    /// When a read of this entry was last recorded in the store (real ns since cache start).
+    pub(crate) last_recorded_ns: AtomicU64,
 }
 
 impl<V> Entry<V> {

@@ -71,6 +71,7 @@ mod error;
 mod fetch;
 mod inflight;
 mod key;
+mod key_index;
 mod lookup;
 mod partitions;
 mod persist;

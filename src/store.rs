@@ -5,6 +5,7 @@ use crate::cache::{Cache, Inner};
 use crate::config::{Capacity, Config};
 use crate::entry::{Entry, RemovalHint};
 use crate::key::Key;
+use crate::key_index::KeyIndex;
 use crate::partitions::Partitions;
 use crate::stats::Counters;
 use moka::notification::RemovalCause;
@@ -38,6 +39,27 @@ impl<V> Inner<V> {
         } else {
             Liveness::Live
         }
+    }
+}
+
+impl<V: Send + Sync + 'static> Inner<V> {
+    pub(crate) fn real_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos().min(u64::MAX as u128) as u64
+    }
+
+    /// The entry under `key`, for serving: the store learns of the read, sampled per entry.
+    pub(crate) fn read(&self, key: &Key) -> Option<Arc<Entry<V>>> {
+        let e = self.keys.get(key)?;
+        let now = self.real_ns();
+        let last = e.last_recorded_ns.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.record_every_ns
+            && e.last_recorded_ns
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let _ = self.store.get(key);
+        }
+        Some(e)
     }
 }
 
@@ -88,9 +110,11 @@ pub(crate) fn build_store<V: Send + Sync + 'static>(
     config: &Config<V>,
     counters: Arc<Counters>,
     partitions: Arc<Partitions>,
+    keys: Arc<KeyIndex<V>>,
 ) -> Store<V> {
     let params = config.index;
-    let listener = move |_key: Arc<Key>, e: Arc<Entry<V>>, cause: RemovalCause| {
+    let listener = move |key: Arc<Key>, e: Arc<Entry<V>>, cause: RemovalCause| {
+        keys.remove(&key, e.seq);
         let counter = match (e.hint(), cause) {
             (RemovalHint::Expired, _) | (_, RemovalCause::Expired) => &counters.evicted_expired,
             (_, RemovalCause::Size) => &counters.evicted_size,

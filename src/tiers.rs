@@ -26,7 +26,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         text: &str,
         key: &Key,
     ) -> Option<Arc<Entry<V>>> {
-        let entry = self.inner.store.get(key)?;
+        let entry = self.inner.read(key)?;
         if entry.scope != *scope || *entry.prompt != *text || !self.servable(&entry, self.now()) {
             return None;
         }
@@ -103,8 +103,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             {
                 let verified = self
                     .inner
-                    .store
-                    .get(&c.key)
+                    .read(&c.key)
                     .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
                 if let Some(entry) = verified {
                     return Some((entry, c.similarity));

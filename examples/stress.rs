@@ -12,7 +12,10 @@
 //! - `--entries N`: prefilled entries, clustered 384-d (see benches/support/workload.rs). The
 //!   capacity is 1.1 N: all N are live for the decision check, and once the stress phase has
 //!   inserted 0.1 N more, every insert evicts.
-//! - `--mix E,S,M,I`: shares of exact repeats, paraphrases, novel prompts and inserts.
+//! - `--mix E,S,M,I`: shares of exact repeats, paraphrases, novel prompts and inserts. Several
+//!   mixes separated by `/` run one after another on the same cache (e.g.
+//!   `100,0,0,0/0,100,0,0/0,0,100,0` times each lookup kind alone, as benches/peers.py does for
+//!   the peers).
 //! - `--ttl-secs S` with `--time-scale X`: entries live S seconds of cache time, and cache time runs
 //!   X times faster than wall time during the stress phase (a mock clock). Prefilled entries get
 //!   ages spread over one TTL, so expiries trickle in steadily. An exact repeat that finds its
@@ -191,8 +194,14 @@ fn main() {
     let entries: usize = num("--entries", 10_000);
     let threads = list("--threads", "1,2");
     let seconds: f64 = num("--seconds", 10.0);
-    let mix = list("--mix", "40,30,20,10");
-    let mix = [0, 1, 2, 3].map(|k| mix.get(k).copied().unwrap_or(0) as u32);
+    let mixes: Vec<[u32; 4]> = flag("--mix")
+        .unwrap_or_else(|| "40,30,20,10".into())
+        .split('/')
+        .map(|m| {
+            let shares: Vec<u32> = m.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+            [0, 1, 2, 3].map(|k| shares.get(k).copied().unwrap_or(0))
+        })
+        .collect();
     let ttl: u64 = num("--ttl-secs", 60);
     let time_scale: f64 = num("--time-scale", 1.0);
     let queries: usize = num("--check", 1_500);
@@ -229,15 +238,29 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     check(&sh, queries);
-    println!(
-        "stress: mix exact/paraphrase/novel/insert = {mix:?}, capacity {}, ttl {ttl} s, cache time x{time_scale}",
-        entries * 11 / 10
-    );
+    for mix in mixes {
+        println!(
+            "stress: mix exact/paraphrase/novel/insert = {mix:?}, capacity {}, ttl {ttl} s, cache time x{time_scale}",
+            entries * 11 / 10
+        );
+        run_mix(&sh, &clock, &threads, mix, seconds, time_scale);
+    }
+}
+
+/// One stress table: the mix at each thread count.
+fn run_mix(
+    sh: &Arc<Shared>,
+    clock: &MockClock,
+    threads: &[usize],
+    mix: [u32; 4],
+    seconds: f64,
+    time_scale: f64,
+) {
     println!(
         "{:>3} {:>13} {:>9} {:>11} {:>9} {:>9} {:>9}",
         "T", "outcome", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us"
     );
-    for &t_count in &threads {
+    for &t_count in threads {
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (stop, clock) = (stop.clone(), clock.clone());

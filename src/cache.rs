@@ -15,7 +15,7 @@ use crate::store::{Store, build_store};
 use crate::vector::validate::unit_vector;
 use moka::ops::compute::Op;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The two-tier semantic cache. See the [crate docs](crate) for the design and guarantees.
@@ -48,6 +48,7 @@ pub(crate) struct Inner<V> {
     /// Real time origin for sampling which reads are recorded in `store`.
     pub(crate) started: Instant,
     pub(crate) record_every_ns: u64,
+    pub(crate) flusher_started: AtomicBool,
     pub(crate) partitions: Arc<Partitions>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) seq: AtomicU64,
@@ -93,6 +94,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         Cache {
             inner: Arc::new(Inner {
                 record_every_ns: record_interval(config.tti),
+                flusher_started: AtomicBool::new(false),
                 started: Instant::now(),
                 keys,
                 config,
@@ -282,6 +284,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// c.run_pending_tasks();
     /// ```
     pub fn run_pending_tasks(&self) {
+        self.inner.record_reads(self.inner.keys.take_all_reads());
         self.inner.store.run_pending_tasks();
     }
 
@@ -426,6 +429,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             inner.keys.insert(key, entry.clone());
             Op::Put(entry.clone())
         });
+        inner.record_reads(inner.keys.take_reads());
         if maintain {
             inner
                 .partitions

@@ -6,7 +6,12 @@
 //! use, sampled to at most one recorded read per entry per [`RECORD_EVERY`]: its recency order
 //! is then exact to 100 ms, which is ample for prompts that live minutes to hours, its frequency
 //! sketch still counts every entry in use, and its idle timer is fed often enough (see
-//! [`record_interval`]).
+//! [`record_interval`]). The sampled reads are logged here and handed to the store in batches,
+//! off the lookup path: by inserts (which cost milliseconds anyway) and by the cache's read
+//! flusher, a thread started on the first logged read that hands over every log each half
+//! sampling interval and ends with the cache. So the store hears of a read within one and a half
+//! sampling intervals (at most 3/32 of the idle timeout), and a lookup does its bookkeeping only
+//! if a log fills up ([`LOG_BATCH`] reads) before the flusher comes round.
 //!
 //! The store stays the one source of truth: an entry enters this index inside the store's
 //! per-key insert, and leaves it from the store's removal listener (by `seq`, so removing a
@@ -14,13 +19,20 @@
 
 use crate::entry::Entry;
 use crate::key::Key;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const SHARDS: usize = 64;
+
+/// Read logs, each locked on its own so concurrent lookups rarely meet.
+const LOGS: usize = 16;
+
+/// Logged reads that fill a log; the lookup that fills one hands it over itself.
+pub(crate) const LOG_BATCH: usize = 1024;
 
 /// At most one read per entry per this interval is recorded in the store.
 pub(crate) const RECORD_EVERY: Duration = Duration::from_millis(100);
@@ -36,13 +48,44 @@ type Shard<V> = RwLock<HashMap<Key, Arc<Entry<V>>, BuildHasherDefault<KeyHasher>
 
 pub(crate) struct KeyIndex<V> {
     shards: Box<[Shard<V>]>,
+    logs: Box<[Mutex<Vec<Key>>]>,
+    /// The log the next insert drains.
+    next_log: AtomicUsize,
 }
 
 impl<V> KeyIndex<V> {
     pub(crate) fn new() -> Self {
         KeyIndex {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            logs: (0..LOGS).map(|_| Mutex::new(Vec::new())).collect(),
+            next_log: AtomicUsize::new(0),
         }
+    }
+
+    /// Log a read of `key` for the store. Returns a full batch for the caller to hand over. A
+    /// read that finds its log busy is dropped: the store's own read buffer is lossy the same
+    /// way, and the next sampled read of the entry will be logged.
+    pub(crate) fn log_read(&self, key: &Key) -> Option<Vec<Key>> {
+        let mut log = self.logs[key[14] as usize % LOGS].try_lock()?;
+        log.push(*key);
+        (log.len() >= LOG_BATCH).then(|| std::mem::take(&mut *log))
+    }
+
+    /// The reads logged in one log (in turn), for an insert to hand over.
+    pub(crate) fn take_reads(&self) -> Vec<Key> {
+        let i = self.next_log.fetch_add(1, Ordering::Relaxed) % LOGS;
+        self.logs[i]
+            .try_lock()
+            .map(|mut log| std::mem::take(&mut *log))
+            .unwrap_or_default()
+    }
+
+    /// Every logged read (before the store's maintenance is run on demand).
+    pub(crate) fn take_all_reads(&self) -> Vec<Key> {
+        self.logs
+            .iter()
+            .flat_map(|log| std::mem::take(&mut *log.lock()))
+            .collect()
     }
 
     fn shard(&self, key: &Key) -> &Shard<V> {
@@ -105,6 +148,22 @@ mod tests {
         assert_eq!(record_interval(None), 100_000_000);
         assert_eq!(record_interval(Some(Duration::from_secs(60))), 100_000_000);
         assert_eq!(record_interval(Some(Duration::from_micros(160))), 10_000);
+    }
+
+    #[test]
+    fn read_logs_hand_over_when_full_or_asked() {
+        let index: KeyIndex<()> = KeyIndex::new();
+        let key = [7u8; 16];
+        for _ in 1..LOG_BATCH {
+            assert!(index.log_read(&key).is_none());
+        }
+        assert_eq!(index.log_read(&key).unwrap().len(), LOG_BATCH, "full");
+        assert!(index.log_read(&key).is_none());
+        assert_eq!(index.take_all_reads(), vec![key]);
+        assert!(index.take_reads().is_empty());
+        assert!(index.log_read(&key).is_none());
+        let taken: usize = (0..LOGS).map(|_| index.take_reads().len()).sum();
+        assert_eq!(taken, 1, "inserts take the logs in turn");
     }
 
     #[test]

@@ -47,23 +47,67 @@ impl<V: Send + Sync + 'static> Inner<V> {
         self.started.elapsed().as_nanos().min(u64::MAX as u128) as u64
     }
 
-    /// The entry under `key`, for serving: the store learns of the read, sampled per entry.
-    pub(crate) fn read(&self, key: &Key) -> Option<Arc<Entry<V>>> {
-        let e = self.keys.get(key)?;
+    /// The entry under `key`, for serving: the read is logged for the store, sampled per entry.
+    /// Also says whether a read was logged.
+    pub(crate) fn read(&self, key: &Key) -> (Option<Arc<Entry<V>>>, bool) {
+        let Some(e) = self.keys.get(key) else {
+            return (None, false);
+        };
         let now = self.real_ns();
         let last = e.last_recorded_ns.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= self.record_every_ns
+        let sampled = now.saturating_sub(last) >= self.record_every_ns
             && e.last_recorded_ns
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let _ = self.store.get(key);
+                .is_ok();
+        if sampled && let Some(batch) = self.keys.log_read(key) {
+            self.record_reads(batch);
         }
-        Some(e)
+        (Some(e), sampled)
+    }
+
+    /// Tell the store of logged reads (each counts as a use of the entry).
+    pub(crate) fn record_reads(&self, keys: Vec<Key>) {
+        for key in keys {
+            let _ = self.store.get(&key);
+        }
     }
 }
 
 impl<V: Send + Sync + 'static> Cache<V> {
+    /// [`Inner::read`], starting the read flusher on the first logged read.
+    pub(crate) fn read(&self, key: &Key) -> Option<Arc<Entry<V>>> {
+        let (entry, logged) = self.inner.read(key);
+        if logged && !self.inner.flusher_started.load(Ordering::Relaxed) {
+            self.start_flusher();
+        }
+        entry
+    }
+
+    /// A thread that hands logged reads to the store every half sampling interval, for as long
+    /// as the cache lives. If none can be started, full logs are still handed over by lookups.
+    fn start_flusher(&self) {
+        if self
+            .inner
+            .flusher_started
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let period = std::time::Duration::from_nanos(self.inner.record_every_ns / 2)
+            .max(std::time::Duration::from_millis(1));
+        let _ = std::thread::Builder::new()
+            .name("paracache-reads".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(period);
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.record_reads(inner.keys.take_all_reads());
+                }
+            });
+    }
+
     /// Whether an entry may be served now; touches it for TTI and reclaims it if it expired.
     pub(crate) fn servable(&self, e: &Arc<Entry<V>>, now: u64) -> bool {
         match self.inner.liveness(e, now) {

@@ -26,7 +26,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         text: &str,
         key: &Key,
     ) -> Option<Arc<Entry<V>>> {
-        let entry = self.inner.read(key)?;
+        let entry = self.read(key)?;
         if entry.scope != *scope || *entry.prompt != *text || !self.servable(&entry, self.now()) {
             return None;
         }
@@ -102,7 +102,6 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 .take_while(|c| c.similarity >= threshold)
             {
                 let verified = self
-                    .inner
                     .read(&c.key)
                     .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
                 if let Some(entry) = verified {

@@ -210,3 +210,26 @@ fn scopes_that_empty_out_are_dropped() {
         c.scope_count()
     );
 }
+
+/// Lookups read entries without going through the store, yet the store's idle timer still hears
+/// of them: an entry read every 50 ms outlives a 1 s idle timeout, then goes when reads stop.
+#[test]
+fn an_entry_in_use_is_never_idle_expired() {
+    let c: Cache<u32> = Cache::builder(2)
+        .time_to_idle(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let s = Scope::global();
+    c.insert(&s, "q", vec![1.0, 0.0], 1).unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(2_500) {
+        std::thread::sleep(Duration::from_millis(50));
+        let r = c.lookup(&s, "q", fixed(&[1.0, 0.0])).unwrap();
+        assert!(r.is_hit(), "idle-expired after {:?}", started.elapsed());
+    }
+    c.run_pending_tasks();
+    assert_eq!(c.stats().evicted_expired, 0);
+    std::thread::sleep(Duration::from_millis(1_200));
+    c.run_pending_tasks();
+    assert!(!c.lookup(&s, "q", fixed(&[1.0, 0.0])).unwrap().is_hit());
+}

@@ -11,6 +11,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Largest `ef_search` or `ef_construction` accepted.
+pub(crate) const MAX_EF: usize = 4096;
+
+/// A probe whose best similarity lies this close below the threshold is widened.
+const SEARCH_MARGIN: f32 = 0.05;
+
 /// Default cosine threshold for a semantic hit.
 ///
 /// With all-MiniLM-L6-v2 on labelled paraphrase pairs, `cos >= 0.90` is where precision passes
@@ -274,7 +280,8 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         if !(2..=128).contains(&self.m) {
             return bad("hnsw m must be in 2..=128");
         }
-        if !(1..=4096).contains(&self.ef_search) || !(1..=4096).contains(&self.ef_construction) {
+        if !(1..=MAX_EF).contains(&self.ef_search) || !(1..=MAX_EF).contains(&self.ef_construction)
+        {
             return bad("ef_search and ef_construction must be in 1..=4096");
         }
         if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
@@ -298,11 +305,6 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             (None, Capacity::Bytes(b)) => (b / 16).min(16 << 20) as usize,
             (None, Capacity::Entries(_)) => 16 << 20,
         };
-        let ef_probe = if self.adaptive {
-            (self.ef_search / 4).max(8).min(self.ef_search)
-        } else {
-            self.ef_search
-        };
         let config = Config {
             dimension: self.dimension,
             capacity,
@@ -318,11 +320,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
                 min_dead: 64,
                 background: self.background_rebuild,
             },
-            search: SearchParams {
-                ef_search: self.ef_search,
-                ef_probe,
-                margin: 0.05,
-            },
+            search: SearchParams::new(self.ef_search, self.adaptive, SEARCH_MARGIN),
             weigher: self
                 .weigher
                 .unwrap_or_else(|| Arc::new(|_: &V| std::mem::size_of::<V>())),

@@ -1,6 +1,6 @@
 //! The public handle: a cheap `Clone` over shared state.
 
-use crate::builder::CacheBuilder;
+use crate::builder::{CacheBuilder, MAX_EF};
 use crate::config::Config;
 use crate::entry::{Entry, RemovalHint};
 use crate::error::{BoxError, Error, Result};
@@ -12,6 +12,7 @@ use crate::partitions::Partitions;
 use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
 use crate::store::{Store, build_store};
+use crate::vector::SearchParams;
 use crate::vector::validate::unit_vector;
 use moka::ops::compute::Op;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub(crate) struct Inner<V> {
     pub(crate) started: Instant,
     pub(crate) record_every_ns: u64,
     pub(crate) flusher_started: AtomicBool,
+    /// [`crate::vector::SearchParams`] packed, changeable at run time by [`Cache::set_search`].
+    pub(crate) search: AtomicU64,
     pub(crate) partitions: Arc<Partitions>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) seq: AtomicU64,
@@ -95,6 +98,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             inner: Arc::new(Inner {
                 record_every_ns: record_interval(config.tti),
                 flusher_started: AtomicBool::new(false),
+                search: AtomicU64::new(config.search.pack()),
                 started: Instant::now(),
                 keys,
                 config,
@@ -106,6 +110,27 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 inflight: InFlight::default(),
             }),
         }
+    }
+
+    /// Change the graph search effort of a running cache: `ef_search` is the widest beam (as in
+    /// [`CacheBuilder::hnsw`]) and `adaptive` whether a cheap probe at a quarter of it comes first
+    /// (as in [`CacheBuilder::adaptive_search`]). Takes effect from the next lookup; the index is
+    /// not rebuilt. A gateway can trade recall for latency under load this way.
+    ///
+    /// ```
+    /// let c = paracache::Cache::<u8>::builder(4).build().unwrap();
+    /// c.set_search(128, false).unwrap();
+    /// assert!(c.set_search(0, true).is_err());
+    /// ```
+    pub fn set_search(&self, ef_search: usize, adaptive: bool) -> Result<()> {
+        if !(1..=MAX_EF).contains(&ef_search) {
+            return Err(Error::InvalidConfig(format!(
+                "ef_search must be in 1..={MAX_EF}"
+            )));
+        }
+        let params = SearchParams::new(ef_search, adaptive, self.inner.config.search.margin);
+        self.inner.search.store(params.pack(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// The embedding dimension this cache accepts.

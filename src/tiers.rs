@@ -85,7 +85,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if live == 0 {
             return None;
         }
-        let search = self.inner.config.search;
+        let search = self.inner.search();
         let floor = threshold - search.margin;
         let now = self.now();
         let mut k = FIRST_K.min(total);

@@ -137,3 +137,48 @@ fn dead_neighbours_never_hide_a_live_one() {
         assert!(cache.stats().index_dead >= 39 || flat_limit == 10_000);
     }
 }
+
+/// `set_search` changes the effort of a running cache: a beam of 1 misses some paraphrases of
+/// stored prompts in a graph of hard (uniformly random) vectors; a wide beam finds them all.
+#[test]
+fn search_effort_can_be_changed_at_run_time() {
+    let dim = 64;
+    let mut rng = common::rng(21);
+    let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
+    let cache: Cache<usize> = Cache::builder(dim)
+        .max_entries(100_000)
+        .threshold(THRESHOLD)
+        .hnsw(8, 32, 1)
+        .adaptive_search(false)
+        .flat_limit(256)
+        .background_rebuild(false)
+        .build()
+        .unwrap();
+    let s = Scope::global();
+    for (i, v) in data.iter().enumerate() {
+        cache.insert(&s, &format!("p{i}"), v.clone(), i).unwrap();
+    }
+    cache.compact();
+    let queries: Vec<(usize, Vec<f32>)> = (0..400)
+        .map(|k| {
+            let i = k * 10;
+            (i, jitter(&mut rng, &data[i], 0.01))
+        })
+        .collect();
+    let found = |cache: &Cache<usize>| {
+        queries
+            .iter()
+            .filter(|(i, q)| {
+                let r = cache.lookup(&s, "a paraphrase", fixed(q)).unwrap();
+                r.hit().is_some_and(|h| *h.value() == *i)
+            })
+            .count()
+    };
+    let narrow = found(&cache);
+    cache.set_search(256, false).unwrap();
+    let wide = found(&cache);
+    assert_eq!(wide, queries.len(), "a wide beam finds every paraphrase");
+    assert!(narrow < wide, "beam 1 found {narrow} of {wide}");
+    assert!(cache.set_search(5_000, true).is_err());
+    assert_eq!(found(&cache), wide, "a rejected change changes nothing");
+}

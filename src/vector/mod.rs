@@ -32,6 +32,36 @@ pub(crate) struct SearchParams {
     pub(crate) margin: f32,
 }
 
+impl SearchParams {
+    /// `ef_search` with the probe adaptive search starts from (a quarter of it, at least 8), or
+    /// with no cheap probe at all.
+    pub(crate) fn new(ef_search: usize, adaptive: bool, margin: f32) -> Self {
+        let ef_probe = if adaptive {
+            (ef_search / 4).max(8).min(ef_search)
+        } else {
+            ef_search
+        };
+        SearchParams {
+            ef_search,
+            ef_probe,
+            margin,
+        }
+    }
+
+    /// Both beam widths in one word, so lookups read them with one atomic load.
+    pub(crate) fn pack(&self) -> u64 {
+        ((self.ef_search as u64) << 32) | self.ef_probe as u64
+    }
+
+    pub(crate) fn unpack(word: u64, margin: f32) -> Self {
+        SearchParams {
+            ef_search: (word >> 32) as usize,
+            ef_probe: (word & u32::MAX as u64) as usize,
+            margin,
+        }
+    }
+}
+
 /// Parameters a partition needs to build and compact itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexParams {

@@ -77,7 +77,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             ef_construction: 200,
             ef_search: 64,
             adaptive: true,
-            flat_limit: 1024,
+            flat_limit: 512,
             max_dead_ratio: 0.25,
             background_rebuild: true,
             weigher: None,
@@ -183,12 +183,12 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     }
 
     /// Scopes with at most this many live entries answer by exact SIMD scan instead of a graph
-    /// (default 1024). Measured on 384-d vectors (`flat_vs_graph` bench): a scan costs the same as a
-    /// graph search at 512 entries and 1.3× at 1024 (89 vs 69 µs), while being exact and needing no
-    /// graph memory or build; at 2048 it costs 1.6×.
+    /// (default 512). Measured on 384-d vectors (`flat_vs_graph` bench, graph searched on its flat
+    /// view): a scan costs 1.45× a graph search at 512 entries (41 vs 28 µs), while being exact and
+    /// needing no graph memory or build; at 1024 it costs 2× (91 vs 46 µs), at 2048 3.2×.
     ///
     /// ```
-    /// let _ = paracache::Cache::<u8>::builder(4).flat_limit(512).build().unwrap();
+    /// let _ = paracache::Cache::<u8>::builder(4).flat_limit(1024).build().unwrap();
     /// ```
     pub fn flat_limit(mut self, n: usize) -> Self {
         self.flat_limit = n;

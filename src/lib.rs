@@ -32,11 +32,15 @@
 //! 3. Only on an exact miss is the embedding function called. The vector is validated (dimension,
 //!    finite, non-zero) and scaled to unit length.
 //! 4. **Semantic tier**: the scope's own index is searched — an exact SIMD scan for small scopes,
-//!    an HNSW graph (hnsw_rs with simsimd cosine) above [`CacheBuilder::flat_limit`]. The graph is
-//!    searched cheaply first and widened only when the best candidate is close to the threshold,
-//!    because a cache needs the hit/miss decision, not the exact neighbour list.
+//!    an HNSW graph above [`CacheBuilder::flat_limit`]: hnsw_rs builds it, and lookups search a
+//!    flat copy of its links with simsimd dot products (vectors inserted since the last copy are
+//!    scanned exactly). The graph is searched cheaply first and widened only when the best
+//!    candidate is close to the threshold, because a cache needs the hit/miss decision, not the
+//!    exact neighbour list ([`Cache::set_search`] changes that effort at run time).
 //! 5. Every candidate is confirmed live in the entry store before it is served; dead ones are
-//!    skipped and never hide a live neighbour behind them.
+//!    skipped and never hide a live neighbour behind them. Both tiers read entries from a sharded
+//!    key index kept in step with the store (moka), which hears of reads in sampled batches off
+//!    the lookup path, so its bookkeeping never lands on a lookup.
 //!
 //! ## Guarantees
 //!

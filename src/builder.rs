@@ -12,7 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest `ef_search` or `ef_construction` accepted.
-pub(crate) const MAX_EF: usize = 4096;
+const MAX_EF: usize = 4096;
+
+/// Whether `ef` is an acceptable `ef_search` or `ef_construction`.
+pub(crate) fn valid_ef(ef: usize) -> bool {
+    (1..=MAX_EF).contains(&ef)
+}
+
+/// What a rejected `ef_search` or `ef_construction` is told.
+pub(crate) const EF_RANGE: &str = "ef_search and ef_construction must be in 1..=4096";
 
 /// A probe whose best similarity lies this close below the threshold is widened.
 const SEARCH_MARGIN: f32 = 0.05;
@@ -280,9 +288,8 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         if !(2..=128).contains(&self.m) {
             return bad("hnsw m must be in 2..=128");
         }
-        if !(1..=MAX_EF).contains(&self.ef_search) || !(1..=MAX_EF).contains(&self.ef_construction)
-        {
-            return bad("ef_search and ef_construction must be in 1..=4096");
+        if !valid_ef(self.ef_search) || !valid_ef(self.ef_construction) {
+            return bad(EF_RANGE);
         }
         if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
             return bad("max_dead_ratio must be in (0, 1)");

@@ -1,6 +1,6 @@
 //! The public handle: a cheap `Clone` over shared state.
 
-use crate::builder::{CacheBuilder, MAX_EF};
+use crate::builder::{CacheBuilder, EF_RANGE, valid_ef};
 use crate::config::Config;
 use crate::entry::{Entry, RemovalHint};
 use crate::error::{BoxError, Error, Result};
@@ -123,10 +123,8 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// assert!(c.set_search(0, true).is_err());
     /// ```
     pub fn set_search(&self, ef_search: usize, adaptive: bool) -> Result<()> {
-        if !(1..=MAX_EF).contains(&ef_search) {
-            return Err(Error::InvalidConfig(format!(
-                "ef_search must be in 1..={MAX_EF}"
-            )));
+        if !valid_ef(ef_search) {
+            return Err(Error::InvalidConfig(EF_RANGE.into()));
         }
         let params = SearchParams::new(ef_search, adaptive, self.inner.config.search.margin);
         self.inner.search.store(params.pack(), Ordering::Relaxed);

@@ -43,13 +43,6 @@ impl<V> Inner<V> {
 }
 
 impl<V: Send + Sync + 'static> Inner<V> {
-    pub(crate) fn search(&self) -> crate::vector::SearchParams {
-        crate::vector::SearchParams::unpack(
-            self.search.load(Ordering::Relaxed),
-            self.config.search.margin,
-        )
-    }
-
     pub(crate) fn real_ns(&self) -> u64 {
         self.started.elapsed().as_nanos().min(u64::MAX as u128) as u64
     }

@@ -8,10 +8,22 @@ use crate::key::Key;
 use crate::lookup::{Hit, Lookup, Miss, Source};
 use crate::scope::Scope;
 use crate::stats::Counters;
+use crate::vector::SearchParams;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// How many candidates the first search asks for; dead ones make it ask for more.
 const FIRST_K: usize = 4;
+
+impl<V> crate::cache::Inner<V> {
+    /// The search effort in force (see [`Cache::set_search`]).
+    pub(crate) fn search(&self) -> SearchParams {
+        SearchParams::unpack(
+            self.search.load(Ordering::Relaxed),
+            self.config.search.margin,
+        )
+    }
+}
 
 impl<V: Send + Sync + 'static> Cache<V> {
     pub(crate) fn now(&self) -> u64 {

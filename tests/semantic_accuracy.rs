@@ -4,19 +4,18 @@
 mod common;
 
 use common::{brute_best, clustered, fixed, jitter, random_unit};
-use paracache::{Cache, Scope};
+use paracache::{Cache, CacheBuilder, Scope};
 
 const DIM: usize = 48;
 const THRESHOLD: f32 = 0.90;
 
-/// Builds a graph-backed cache over `data` and compares decisions for paraphrase and novel queries.
-fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
-    let data = clustered(seed, 1_000, 8, DIM, 0.06);
-    let cache: Cache<usize> = Cache::builder(DIM)
+/// `builder` with the settings every test here shares (threshold, graph above 256 entries,
+/// inline rebuilds), holding `data[i]` under prompt `p{i}` with value `i`, graphs built.
+fn filled_graph_cache(builder: CacheBuilder<usize>, data: &[Vec<f32>]) -> Cache<usize> {
+    let cache = builder
         .max_entries(100_000)
         .threshold(THRESHOLD)
         .flat_limit(256)
-        .adaptive_search(adaptive)
         .background_rebuild(false)
         .build()
         .unwrap();
@@ -25,6 +24,14 @@ fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
         cache.insert(&s, &format!("p{i}"), v.clone(), i).unwrap();
     }
     cache.compact();
+    cache
+}
+
+/// Builds a graph-backed cache over `data` and compares decisions for paraphrase and novel queries.
+fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
+    let data = clustered(seed, 1_000, 8, DIM, 0.06);
+    let cache = filled_graph_cache(Cache::builder(DIM).adaptive_search(adaptive), &data);
+    let s = Scope::global();
     let mut rng = common::rng(seed ^ 0xabc);
     let (mut agree, mut hits, mut top1, mut n, mut close) = (0, 0, 0, 0, 0);
     for q in 0..2_000 {
@@ -145,20 +152,9 @@ fn search_effort_can_be_changed_at_run_time() {
     let dim = 64;
     let mut rng = common::rng(21);
     let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
-    let cache: Cache<usize> = Cache::builder(dim)
-        .max_entries(100_000)
-        .threshold(THRESHOLD)
-        .hnsw(8, 32, 1)
-        .adaptive_search(false)
-        .flat_limit(256)
-        .background_rebuild(false)
-        .build()
-        .unwrap();
+    let builder = Cache::builder(dim).hnsw(8, 32, 1).adaptive_search(false);
+    let cache = filled_graph_cache(builder, &data);
     let s = Scope::global();
-    for (i, v) in data.iter().enumerate() {
-        cache.insert(&s, &format!("p{i}"), v.clone(), i).unwrap();
-    }
-    cache.compact();
     let queries: Vec<(usize, Vec<f32>)> = (0..400)
         .map(|k| {
             let i = k * 10;

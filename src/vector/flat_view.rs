@@ -9,7 +9,7 @@
 
 use super::distance::similarity;
 use std::cell::RefCell;
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
@@ -191,12 +191,12 @@ impl FlatView {
     ) -> Vec<(usize, f32)> {
         // `frontier` pops the most similar unexpanded slot; `best` pops the least similar kept.
         let mut frontier = BinaryHeap::with_capacity(ef * 4);
-        let mut best: BinaryHeap<Worst> = BinaryHeap::with_capacity(ef + 1);
+        let mut best: BinaryHeap<Reverse<Best>> = BinaryHeap::with_capacity(ef + 1);
         visited.insert(start);
         frontier.push(Best(start_sim, start));
-        best.push(Worst(start_sim, start));
+        best.push(Reverse(Best(start_sim, start)));
         while let Some(Best(sim, slot)) = frontier.pop() {
-            if best.len() >= ef && best.peek().is_some_and(|w| sim < w.0) {
+            if best.len() >= ef && best.peek().is_some_and(|w| sim < w.0.0) {
                 break;
             }
             let neighbours = self.neighbours(slot as usize);
@@ -214,9 +214,9 @@ impl FlatView {
                 let Some(s) = self.sim(query, n) else {
                     continue;
                 };
-                if best.len() < ef || best.peek().is_some_and(|w| s > w.0) {
+                if best.len() < ef || best.peek().is_some_and(|w| s > w.0.0) {
                     frontier.push(Best(s, n));
-                    best.push(Worst(s, n));
+                    best.push(Reverse(Best(s, n)));
                     if best.len() > ef {
                         best.pop();
                     }
@@ -225,7 +225,7 @@ impl FlatView {
         }
         let mut out: Vec<(usize, f32)> = best
             .into_iter()
-            .map(|Worst(s, slot)| (slot as usize, s))
+            .map(|Reverse(Best(s, slot))| (slot as usize, s))
             .collect();
         out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         out.truncate(k);
@@ -237,10 +237,8 @@ impl FlatView {
 /// streams the rest.
 const PREFETCH_LINES: usize = 4;
 
-/// Orders by similarity, most similar on top of a max-heap.
+/// Orders by similarity, most similar on top of a max-heap (`Reverse` puts the least on top).
 struct Best(f32, u32);
-/// Orders by similarity, least similar on top of a max-heap.
-struct Worst(f32, u32);
 
 impl PartialEq for Best {
     fn eq(&self, o: &Self) -> bool {
@@ -256,22 +254,6 @@ impl PartialOrd for Best {
 impl Ord for Best {
     fn cmp(&self, o: &Self) -> Ordering {
         self.0.total_cmp(&o.0)
-    }
-}
-impl PartialEq for Worst {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Worst {}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Worst {
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.0.total_cmp(&self.0)
     }
 }
 

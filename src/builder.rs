@@ -22,9 +22,6 @@ pub(crate) fn valid_ef(ef: usize) -> bool {
 /// What a rejected `ef_search` or `ef_construction` is told.
 pub(crate) const EF_RANGE: &str = "ef_search and ef_construction must be in 1..=4096";
 
-/// A probe whose best similarity lies this close below the threshold is widened.
-const SEARCH_MARGIN: f32 = 0.05;
-
 /// Default cosine threshold for a semantic hit.
 ///
 /// With all-MiniLM-L6-v2 on labelled paraphrase pairs, `cos >= 0.90` is where precision passes
@@ -178,9 +175,11 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         self
     }
 
-    /// Search cheaply first (beam `ef_search / 4`) and widen to `ef_search` only when the best
-    /// candidate lies within 0.05 of the threshold, where a wider search could change the hit/miss
-    /// decision. On by default; `false` always searches at `ef_search`.
+    /// Search cheaply first (beam `ef_search / 4`) and serve a hit found there at once; a probe
+    /// that finds no hit goes on to the full `ef_search` beam from where it stopped, because only
+    /// the full beam may decide a miss. Hits then cost the probe, and misses about what a plain
+    /// `ef_search` search costs, with the same decisions. On by default; `false` always searches
+    /// at `ef_search`.
     ///
     /// ```
     /// let _ = paracache::Cache::<u8>::builder(4).adaptive_search(false).build().unwrap();
@@ -327,7 +326,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
                 min_dead: 64,
                 background: self.background_rebuild,
             },
-            search: SearchParams::new(self.ef_search, self.adaptive, SEARCH_MARGIN),
+            search: SearchParams::new(self.ef_search, self.adaptive),
             weigher: self
                 .weigher
                 .unwrap_or_else(|| Arc::new(|_: &V| std::mem::size_of::<V>())),

@@ -126,7 +126,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if !valid_ef(ef_search) {
             return Err(Error::InvalidConfig(EF_RANGE.into()));
         }
-        let params = SearchParams::new(ef_search, adaptive, self.inner.config.search.margin);
+        let params = SearchParams::new(ef_search, adaptive);
         self.inner.search.store(params.pack(), Ordering::Relaxed);
         Ok(())
     }

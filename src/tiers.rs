@@ -18,10 +18,7 @@ const FIRST_K: usize = 4;
 impl<V> crate::cache::Inner<V> {
     /// The search effort in force (see [`Cache::set_search`]).
     pub(crate) fn search(&self) -> SearchParams {
-        SearchParams::unpack(
-            self.search.load(Ordering::Relaxed),
-            self.config.search.margin,
-        )
+        SearchParams::unpack(self.search.load(Ordering::Relaxed))
     }
 }
 
@@ -98,7 +95,6 @@ impl<V: Send + Sync + 'static> Cache<V> {
             return None;
         }
         let search = self.inner.search();
-        let floor = threshold - search.margin;
         let now = self.now();
         let mut k = FIRST_K.min(total);
         let mut ef = if segment.has_graph() {
@@ -106,13 +102,10 @@ impl<V: Send + Sync + 'static> Cache<V> {
         } else {
             search.ef_search
         };
+        let mut searcher = segment.searcher(query);
         loop {
-            let found = segment.search(query, k, ef, floor);
-            for c in found
-                .candidates
-                .iter()
-                .take_while(|c| c.similarity >= threshold)
-            {
+            let found = searcher.find(k, ef, threshold);
+            for c in &found.candidates {
                 let verified = self
                     .read(&c.key)
                     .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
@@ -126,11 +119,10 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 ef = ef.max(k);
                 continue;
             }
-            let near_miss = found
-                .candidates
-                .first()
-                .is_some_and(|c| c.similarity >= floor);
-            if segment.has_graph() && ef < search.ef_search && near_miss {
+            // A probe's hit is a hit at any width, but its miss may be a beam that never reached
+            // the right region: only the full beam may decide a miss. The walk goes on from
+            // where the probe stopped.
+            if segment.has_graph() && ef < search.ef_search {
                 ef = search.ef_search;
                 continue;
             }

@@ -178,3 +178,40 @@ fn search_effort_can_be_changed_at_run_time() {
     assert!(cache.set_search(5_000, true).is_err());
     assert_eq!(found(&cache), wide, "a rejected change changes nothing");
 }
+
+/// Adaptive search serves what its cheap probe finds, but never lets the probe decide a miss:
+/// a probe that finds nothing goes on to the full beam.
+#[test]
+fn adaptive_search_decides_misses_at_the_full_beam() {
+    let dim = 64;
+    let mut rng = common::rng(23);
+    let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
+    let builder = Cache::builder(dim).hnsw(8, 32, 1).adaptive_search(false);
+    let cache = filled_graph_cache(builder, &data);
+    let s = Scope::global();
+    let queries: Vec<(usize, Vec<f32>)> = (0..400)
+        .map(|k| (k * 10, jitter(&mut rng, &data[k * 10], 0.01)))
+        .collect();
+    let found = |ef: usize, adaptive: bool| {
+        cache.set_search(ef, adaptive).unwrap();
+        queries
+            .iter()
+            .filter(|(i, q)| {
+                let r = cache.lookup(&s, "a paraphrase", fixed(q)).unwrap();
+                r.hit().is_some_and(|h| *h.value() == *i)
+            })
+            .count()
+    };
+    // An adaptive search at 40 probes at 10.
+    let probe_alone = found(10, false);
+    let full = found(40, false);
+    let adaptive = found(40, true);
+    assert!(
+        probe_alone < full,
+        "the probe alone finds {probe_alone} of {full}"
+    );
+    assert!(
+        adaptive * 100 >= full * 99,
+        "adaptive found {adaptive}, the full beam {full}"
+    );
+}

@@ -3,11 +3,13 @@
 //! hnsw_rs builds and maintains the graph; searching it in place costs about ten times the
 //! distance kernel per evaluation (each neighbour is an `Arc` behind a lock, every candidate
 //! clones an `Arc`, the visited set is a SipHash map). The view copies the links into `u32`
-//! arrays once per batch of inserts and searches them with a stamped visited array, so a lookup
-//! pays for little besides the dot products. Slots added after the copy are scanned exactly by
-//! the segment until the next copy (the tail), so nothing inserted is ever invisible.
+//! arrays and the vectors into contiguous 8-bit codes once per batch of inserts, and searches
+//! them with a stamped visited array, so a lookup pays for little besides fetching codes and the
+//! dot products. The segment rescores what the walk found with the full vectors. Slots added
+//! after the copy are scanned exactly by the segment until the next copy (the tail), so nothing
+//! inserted is ever invisible.
 
-use super::distance::similarity;
+use simsimd::SpatialSimilarity;
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
@@ -31,8 +33,11 @@ pub(crate) struct GraphLinks {
 /// The flat, immutable search structure over slots `0..covered`.
 pub(crate) struct FlatView {
     covered: usize,
-    /// By slot; `None` where the graph holds no point for the slot.
-    vectors: Vec<Option<Arc<[f32]>>>,
+    /// Length of every vector the view holds codes for; 0 while it holds none.
+    dim: usize,
+    /// The slots' vectors as 8-bit codes, [`BLOCK`] slots per block. A rebuilt view shares every
+    /// full block with the view before it, so a refreeze re-quantizes only the last one.
+    blocks: Vec<Arc<CodeBlock>>,
     /// Layer 0 in CSR form: the neighbours of slot `s` are `links[offsets[s]..offsets[s + 1]]`.
     offsets: Vec<u32>,
     links: Vec<u32>,
@@ -41,12 +46,59 @@ pub(crate) struct FlatView {
     entry: Option<u32>,
 }
 
+/// Slots per block of codes.
+const BLOCK: usize = 4096;
+
+/// The codes of up to [`BLOCK`] consecutive slots.
+struct CodeBlock {
+    /// `dim` codes per slot, slot after slot.
+    codes: Box<[i8]>,
+    /// What one code unit is worth for each slot; 0 where the slot has no vector.
+    scales: Box<[f32]>,
+}
+
+/// A vector as 8-bit codes and the value of one code unit.
+///
+/// The graph walk only has to rank neighbours well enough to steer; the segment rescores what it
+/// returns with the full vectors, so every similarity the cache decides on is exact. Codes are a
+/// quarter of the bytes of `f32`, and a walk at 100k entries is bound by fetching them from
+/// memory (BENCHMARKS.md). Each vector gets its own scale (its largest component maps to 127),
+/// which keeps the rounding error of a 384-d unit vector's dot product near 1e-3.
+struct Quantized {
+    codes: Vec<i8>,
+    scale: f32,
+}
+
+impl Quantized {
+    fn new(v: &[f32]) -> Self {
+        let mut codes = vec![0i8; v.len()];
+        let scale = quantize(v, &mut codes);
+        Quantized { codes, scale }
+    }
+}
+
+/// Write `v`'s codes into `out` and return the scale; 0 (and zero codes) for a vector with no
+/// finite non-zero component, which validated vectors never are.
+fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if !(max > 0.0 && max.is_finite()) {
+        return 0.0;
+    }
+    let unit = max / 127.0;
+    for (o, x) in out.iter_mut().zip(v) {
+        // `as` saturates, and |x / unit| <= 127 by construction.
+        *o = (x / unit).round() as i8;
+    }
+    unit
+}
+
 impl FlatView {
     /// An empty view (covers nothing; the segment scans every slot).
     pub(crate) fn empty() -> Self {
         FlatView {
             covered: 0,
-            vectors: Vec::new(),
+            dim: 0,
+            blocks: Vec::new(),
             offsets: vec![0],
             links: Vec::new(),
             upper: Vec::new(),
@@ -56,7 +108,7 @@ impl FlatView {
 
     /// Build the view over slots `0..covered`. `base`, when given, is the previous view and
     /// covers slots `0..since`: its links stand for every point `graph` does not re-export, and
-    /// its vectors for those slots are kept. `fresh` holds the vectors of slots `since..covered`
+    /// its codes for those slots are kept. `fresh` holds the vectors of slots `since..covered`
     /// (`None` for a dead slot, whose vector then comes from the export).
     pub(crate) fn build(
         base: Option<&FlatView>,
@@ -66,10 +118,8 @@ impl FlatView {
         graph: GraphLinks,
     ) -> Self {
         let since = base.map_or(0, |b| since.min(b.covered));
-        let mut vectors: Vec<Option<Arc<[f32]>>> =
-            base.map_or(Vec::new(), |b| b.vectors[..since].to_vec());
-        vectors.extend(fresh);
-        vectors.resize(covered, None);
+        let mut vectors = fresh;
+        vectors.resize(covered.saturating_sub(since), None);
         let mut upper = base.map_or(Vec::new(), |b| b.upper.clone());
         let mut layer0: Vec<Option<Vec<u32>>> = vec![None; covered];
         let inside = |s: &u32| (*s as usize) < covered;
@@ -78,8 +128,10 @@ impl FlatView {
             if slot >= covered {
                 continue;
             }
-            if vectors[slot].is_none() {
-                vectors[slot] = p.vector;
+            if let Some(v) = slot.checked_sub(since).and_then(|i| vectors.get_mut(i))
+                && v.is_none()
+            {
+                *v = p.vector;
             }
             for (layer, list) in p.layers.into_iter().enumerate() {
                 let list: Vec<u32> = list.into_iter().filter(inside).collect();
@@ -113,14 +165,56 @@ impl FlatView {
             }
             upper.pop();
         }
+        let dim = base
+            .map_or(0, |b| b.dim)
+            .max(vectors.iter().flatten().next().map_or(0, |v| v.len()));
+        let blocks = Self::code_blocks(base, since, covered, dim, &vectors);
         FlatView {
             covered,
-            vectors,
+            dim,
+            blocks,
             offsets,
             links,
             upper,
             entry,
         }
+    }
+
+    /// The code blocks for slots `0..covered`: `base`'s blocks that lie wholly below `since`
+    /// shared, the rest built from `base`'s codes below `since` and `vectors` (slots
+    /// `since..covered`) above it.
+    fn code_blocks(
+        base: Option<&FlatView>,
+        since: usize,
+        covered: usize,
+        dim: usize,
+        vectors: &[Option<Arc<[f32]>>],
+    ) -> Vec<Arc<CodeBlock>> {
+        let shared = since / BLOCK;
+        let mut blocks: Vec<Arc<CodeBlock>> = base.map_or(Vec::new(), |b| {
+            b.blocks.iter().take(shared).cloned().collect()
+        });
+        for first in (shared * BLOCK..covered).step_by(BLOCK) {
+            let len = BLOCK.min(covered - first);
+            let mut codes = vec![0i8; len * dim].into_boxed_slice();
+            let mut scales = vec![0f32; len].into_boxed_slice();
+            for i in 0..len {
+                let slot = first + i;
+                let out = &mut codes[i * dim..(i + 1) * dim];
+                if slot < since {
+                    if let Some((c, s)) = base.and_then(|b| b.code(slot as u32)) {
+                        out.copy_from_slice(c);
+                        scales[i] = s;
+                    }
+                } else if let Some(Some(v)) = vectors.get(slot - since)
+                    && v.len() == dim
+                {
+                    scales[i] = quantize(v, out);
+                }
+            }
+            blocks.push(Arc::new(CodeBlock { codes, scales }));
+        }
+        blocks
     }
 
     fn neighbours(&self, slot: usize) -> &[u32] {
@@ -133,36 +227,63 @@ impl FlatView {
         self.covered
     }
 
-    fn sim(&self, query: &[f32], slot: u32) -> Option<f32> {
-        let v = self.vectors.get(slot as usize)?.as_ref()?;
-        Some(similarity(query, v))
+    /// The codes and scale of `slot`, if the view holds its vector.
+    #[inline]
+    fn code(&self, slot: u32) -> Option<(&[i8], f32)> {
+        let slot = slot as usize;
+        let block = self.blocks.get(slot / BLOCK)?;
+        let i = slot % BLOCK;
+        let scale = *block.scales.get(i)?;
+        if scale == 0.0 {
+            return None;
+        }
+        Some((block.codes.get(i * self.dim..(i + 1) * self.dim)?, scale))
     }
 
-    /// Issue loads of the first lines of `slot`'s vector. They are independent of each other and
-    /// of the dot products that follow, so the CPU keeps many in flight at once; std has no safe
+    /// Approximate similarity of the query and `slot`'s vector.
+    #[inline]
+    fn sim(&self, query: &Quantized, slot: u32) -> Option<f32> {
+        let (codes, scale) = self.code(slot)?;
+        let dot = <i8 as SpatialSimilarity>::dot(&query.codes, codes)? as f32;
+        Some(dot * query.scale * scale)
+    }
+
+    /// Issue loads of the lines of `slot`'s codes. They are independent of each other and of the
+    /// dot products that follow, so the CPU keeps many in flight at once; std has no safe
     /// prefetch instruction, and this crate has no `unsafe`.
     #[inline]
     fn prefetch(&self, slot: u32) {
-        if let Some(Some(v)) = self.vectors.get(slot as usize) {
-            for line in (0..v.len()).step_by(16).take(PREFETCH_LINES) {
-                std::hint::black_box(v[line]);
+        if let Some((codes, _)) = self.code(slot) {
+            for line in (0..codes.len()).step_by(64) {
+                std::hint::black_box(codes[line]);
             }
         }
     }
 
-    /// Up to `k` slots nearest `query`, best first, with a beam of `ef` on layer 0.
-    pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
-        let Some(mut cur) = self.entry else {
-            return Vec::new();
+    /// Start a walk towards `query`: descend the upper layers greedily to the layer-0 start.
+    /// Nothing on layer 0 is searched until [`Walk::widen`].
+    pub(crate) fn walk(self: &Arc<Self>, query: &[f32]) -> Walk {
+        let mut walk = Walk {
+            view: Arc::clone(self),
+            query: Quantized::new(query),
+            frontier: BinaryHeap::new(),
+            best: BinaryHeap::new(),
+            passed: Vec::new(),
+            visited: VISITED.try_with(|v| v.take()).unwrap_or_default(),
+            ef: 0,
         };
-        let Some(mut cur_sim) = self.sim(query, cur) else {
-            return Vec::new();
+        let start = (query.len() == self.dim)
+            .then_some(self.entry)
+            .flatten()
+            .and_then(|e| Some((e, self.sim(&walk.query, e)?)));
+        let Some((mut cur, mut cur_sim)) = start else {
+            return walk;
         };
         for layer in self.upper.iter().rev() {
             loop {
                 let mut moved = false;
                 for &n in layer.get(&cur).map_or(&[][..], |l| &l[..]) {
-                    if let Some(s) = self.sim(query, n)
+                    if let Some(s) = self.sim(&walk.query, n)
                         && s > cur_sim
                     {
                         (cur, cur_sim, moved) = (n, s, true);
@@ -173,71 +294,113 @@ impl FlatView {
                 }
             }
         }
-        VISITED.with(|v| {
-            let mut visited = v.borrow_mut();
-            visited.reset(self.covered);
-            self.beam(query, cur, cur_sim, ef.max(k), &mut visited, k)
-        })
-    }
-
-    fn beam(
-        &self,
-        query: &[f32],
-        start: u32,
-        start_sim: f32,
-        ef: usize,
-        visited: &mut Visited,
-        k: usize,
-    ) -> Vec<(usize, f32)> {
-        // `frontier` pops the most similar unexpanded slot; `best` pops the least similar kept.
-        let mut frontier = BinaryHeap::with_capacity(ef * 4);
-        let mut best: BinaryHeap<Reverse<Best>> = BinaryHeap::with_capacity(ef + 1);
-        visited.insert(start);
-        frontier.push(Best(start_sim, start));
-        best.push(Reverse(Best(start_sim, start)));
-        while let Some(Best(sim, slot)) = frontier.pop() {
-            if best.len() >= ef && best.peek().is_some_and(|w| sim < w.0.0) {
-                break;
-            }
-            let neighbours = self.neighbours(slot as usize);
-            // Start every unvisited neighbour's vector on its way from memory before the first
-            // dot product needs one: the loads overlap instead of queueing one after another.
-            for &n in neighbours {
-                if !visited.contains(n) {
-                    self.prefetch(n);
-                }
-            }
-            for &n in neighbours {
-                if !visited.insert(n) {
-                    continue;
-                }
-                let Some(s) = self.sim(query, n) else {
-                    continue;
-                };
-                if best.len() < ef || best.peek().is_some_and(|w| s > w.0.0) {
-                    frontier.push(Best(s, n));
-                    best.push(Reverse(Best(s, n)));
-                    if best.len() > ef {
-                        best.pop();
-                    }
-                }
-            }
-        }
-        let mut out: Vec<(usize, f32)> = best
-            .into_iter()
-            .map(|Reverse(Best(s, slot))| (slot as usize, s))
-            .collect();
-        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-        out.truncate(k);
-        out
+        walk.visited.reset(self.covered);
+        walk.visited.insert(cur);
+        walk.frontier.push(Best(cur_sim, cur));
+        walk.best.push(Reverse(Best(cur_sim, cur)));
+        walk
     }
 }
 
-/// Cache lines (16 f32 each) of each neighbour's vector to touch ahead; the hardware prefetcher
-/// streams the rest.
-const PREFETCH_LINES: usize = 4;
+/// A beam search over one view that can be widened where it stopped.
+///
+/// Adaptive search probes with a narrow beam and, when that finds no hit, needs the answer of a
+/// wide one. Widening keeps everything the probe computed: the slots it kept, the ones it passed
+/// over (they may belong in the wider beam) and the visited set. The wide answer then costs
+/// only the evaluations a wide search from scratch would have made beyond the probe's.
+pub(crate) struct Walk {
+    view: Arc<FlatView>,
+    query: Quantized,
+    /// Pops the most similar unexpanded slot.
+    frontier: BinaryHeap<Best>,
+    /// The `ef` most similar slots seen; pops the least similar.
+    best: BinaryHeap<Reverse<Best>>,
+    /// Slots seen but not (or no longer) among the best at the beam width of the time.
+    passed: Vec<Best>,
+    /// Taken from this thread's reusable set; given back on drop.
+    visited: Visited,
+    ef: usize,
+}
+
+impl Walk {
+    /// Search layer 0 until the beam of width `ef` settles. A width at or below the current one
+    /// changes nothing.
+    pub(crate) fn widen(&mut self, ef: usize) {
+        if ef <= self.ef {
+            return;
+        }
+        self.ef = ef;
+        for b in std::mem::take(&mut self.passed) {
+            self.offer(b);
+        }
+        let view = Arc::clone(&self.view);
+        while let Some(&Best(sim, slot)) = self.frontier.peek() {
+            if self.best.len() >= self.ef && self.best.peek().is_some_and(|w| sim < w.0.0) {
+                break;
+            }
+            self.frontier.pop();
+            let neighbours = view.neighbours(slot as usize);
+            // Start every unvisited neighbour's codes on their way from memory before the first
+            // dot product needs them: the loads overlap instead of queueing one after another.
+            for &n in neighbours {
+                if !self.visited.contains(n) {
+                    view.prefetch(n);
+                }
+            }
+            for &n in neighbours {
+                if !self.visited.insert(n) {
+                    continue;
+                }
+                if let Some(s) = view.sim(&self.query, n) {
+                    self.offer(Best(s, n));
+                }
+            }
+        }
+    }
+
+    /// Keep `b` if it ranks within the beam (and expand it later), else remember it as passed.
+    fn offer(&mut self, b: Best) {
+        if self.best.len() < self.ef || self.best.peek().is_some_and(|w| b.0 > w.0.0) {
+            self.frontier.push(b);
+            self.best.push(Reverse(b));
+            if self.best.len() > self.ef
+                && let Some(Reverse(out)) = self.best.pop()
+            {
+                self.passed.push(out);
+            }
+        } else {
+            self.passed.push(b);
+        }
+    }
+
+    /// The slots the beam holds, best first, with approximate similarities: the caller rescores
+    /// them with the full vectors.
+    pub(crate) fn found(&self) -> Vec<(usize, f32)> {
+        let mut out: Vec<(usize, f32)> = self
+            .best
+            .iter()
+            .map(|Reverse(Best(s, slot))| (*slot as usize, *s))
+            .collect();
+        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+
+    /// Slots `0..covered()` are searched by the walk; later ones belong to the segment's tail.
+    pub(crate) fn covered(&self) -> usize {
+        self.view.covered
+    }
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        let visited = std::mem::take(&mut self.visited);
+        // During thread teardown the slot may be gone; the set is then simply freed.
+        let _ = VISITED.try_with(|v| *v.borrow_mut() = visited);
+    }
+}
 
 /// Orders by similarity, most similar on top of a max-heap (`Reverse` puts the least on top).
+#[derive(Clone, Copy)]
 struct Best(f32, u32);
 
 impl PartialEq for Best {
@@ -303,6 +466,15 @@ thread_local! {
 mod tests {
     use super::*;
 
+    /// The `k` best of a walk at beam width `ef`.
+    fn find(v: FlatView, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
+        let mut walk = Arc::new(v).walk(q);
+        walk.widen(ef);
+        let mut found = walk.found();
+        found.truncate(k);
+        found
+    }
+
     fn unit(angle: f32) -> Arc<[f32]> {
         Arc::from(vec![angle.cos(), angle.sin()])
     }
@@ -334,9 +506,8 @@ mod tests {
 
     #[test]
     fn beam_walks_the_ring_to_the_nearest_slot() {
-        let v = ring();
         let q = unit(4.0 * std::f32::consts::TAU / 8.0 + 0.1);
-        let found = v.search(&q, 2, 2);
+        let found = find(ring(), &q, 2, 2);
         assert_eq!(found[0].0, 4);
         assert_eq!(found[1].0, 5);
         assert!(found[0].1 > found[1].1);
@@ -368,7 +539,7 @@ mod tests {
             },
         );
         assert_eq!(v.covered(), 2);
-        let found = v.search(&unit(0.6), 3, 8);
+        let found = find(v, &unit(0.6), 3, 8);
         assert_eq!(
             found.iter().map(|f| f.0).collect::<Vec<_>>(),
             vec![1, 0],
@@ -376,9 +547,102 @@ mod tests {
         );
     }
 
+    /// Deterministic pseudo-random unit vectors.
+    fn random_units(n: usize, dim: usize, seed: u64) -> Vec<Arc<[f32]>> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                    })
+                    .collect();
+                let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+                Arc::from(v.into_iter().map(|a| a / n).collect::<Vec<_>>())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn codes_estimate_the_dot_product_closely() {
+        let vs = random_units(200, 384, 1);
+        let mut worst = 0f32;
+        for pair in vs.chunks(2) {
+            let (a, b) = (Quantized::new(&pair[0]), Quantized::new(&pair[1]));
+            let approx = <i8 as SpatialSimilarity>::dot(&a.codes, &b.codes).unwrap() as f32
+                * a.scale
+                * b.scale;
+            let exact: f32 = pair[0].iter().zip(&*pair[1]).map(|(x, y)| x * y).sum();
+            worst = worst.max((approx - exact).abs());
+        }
+        assert!(worst < 0.01, "worst error {worst}");
+        assert_eq!(
+            quantize(&[0.0, 0.0], &mut [0, 0]),
+            0.0,
+            "no scale for a zero vector"
+        );
+        assert_eq!(quantize(&[f32::INFINITY, 1.0], &mut [0, 0]), 0.0);
+    }
+
+    /// A chain over `vs` entered at `entry`: slot i links to i - 1 and i + 1.
+    fn chain(vs: &[Arc<[f32]>], from: usize, entry: u32) -> GraphLinks {
+        let n = vs.len() as u32;
+        GraphLinks {
+            points: (from as u32..n)
+                .map(|i| ExportedPoint {
+                    slot: i,
+                    layers: vec![vec![i.saturating_sub(1), (i + 1).min(n - 1)]],
+                    vector: None,
+                })
+                .collect(),
+            entry: Some(entry),
+        }
+    }
+
+    #[test]
+    fn incremental_builds_share_full_code_blocks_and_keep_their_codes() {
+        let vs = random_units(BLOCK * 2 + 100, 8, 3);
+        let first = BLOCK + 50;
+        let fresh = |r: std::ops::Range<usize>| vs[r].iter().cloned().map(Some).collect();
+        let a = FlatView::build(None, 0, first, fresh(0..first), chain(&vs[..first], 0, 0));
+        let b = FlatView::build(
+            Some(&a),
+            first,
+            vs.len(),
+            fresh(first..vs.len()),
+            chain(&vs, first, (BLOCK + 69) as u32),
+        );
+        assert!(
+            Arc::ptr_eq(&a.blocks[0], &b.blocks[0]),
+            "the full block is shared"
+        );
+        assert!(
+            !Arc::ptr_eq(&a.blocks[1], &b.blocks[1]),
+            "the partial one is rebuilt"
+        );
+        assert_eq!(b.blocks.len(), 3);
+        for slot in [0, BLOCK - 1, BLOCK, first - 1, first, vs.len() - 1] {
+            let mut codes = vec![0i8; 8];
+            let scale = quantize(&vs[slot], &mut codes);
+            assert_eq!(
+                b.code(slot as u32),
+                Some((&codes[..], scale)),
+                "slot {slot}"
+            );
+        }
+        // Searched on the rebuilt block's codes, the query's own slot is the best next door.
+        let found = find(b, &vs[BLOCK + 70], 1, 16);
+        assert_eq!(found[0].0, BLOCK + 70);
+    }
+
     #[test]
     fn empty_view_finds_nothing() {
-        assert!(FlatView::empty().search(&unit(0.0), 1, 4).is_empty());
+        assert!(find(FlatView::empty(), &unit(0.0), 1, 4).is_empty());
     }
 
     #[test]

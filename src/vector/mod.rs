@@ -23,19 +23,17 @@ pub(crate) struct Candidate {
 /// How hard the graph searches and when it widens.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SearchParams {
-    /// Graph beam width of the final (widest) search.
+    /// Graph beam width of the final (widest) search, which alone may decide a miss.
     pub(crate) ef_search: usize,
-    /// Beam width of the first, cheap probe; equal to `ef_search` disables adaptive search.
+    /// Beam width of the first, cheap probe, whose hits are served at once; equal to
+    /// `ef_search` disables adaptive search.
     pub(crate) ef_probe: usize,
-    /// A probe whose best live similarity is within this distance of the threshold is re-run at
-    /// `ef_search`, because only there can a wider search change the hit/miss decision.
-    pub(crate) margin: f32,
 }
 
 impl SearchParams {
     /// `ef_search` with the probe adaptive search starts from (a quarter of it, at least 8), or
     /// with no cheap probe at all.
-    pub(crate) fn new(ef_search: usize, adaptive: bool, margin: f32) -> Self {
+    pub(crate) fn new(ef_search: usize, adaptive: bool) -> Self {
         let ef_probe = if adaptive {
             (ef_search / 4).max(8).min(ef_search)
         } else {
@@ -44,7 +42,6 @@ impl SearchParams {
         SearchParams {
             ef_search,
             ef_probe,
-            margin,
         }
     }
 
@@ -53,11 +50,10 @@ impl SearchParams {
         ((self.ef_search as u64) << 32) | self.ef_probe as u64
     }
 
-    pub(crate) fn unpack(word: u64, margin: f32) -> Self {
+    pub(crate) fn unpack(word: u64) -> Self {
         SearchParams {
             ef_search: (word >> 32) as usize,
             ef_probe: (word & u32::MAX as u64) as usize,
-            margin,
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use super::Candidate;
 use super::distance::similarity;
-use super::flat_view::FlatView;
+use super::flat_view::{FlatView, Walk};
 use super::graph::{AnnGraph, HnswGraph};
 use crate::key::Key;
 use parking_lot::RwLock;
@@ -59,6 +59,30 @@ pub(crate) struct Segment {
     freezing: AtomicBool,
     /// Slots covered by the last full export; incremental ones re-read only what changed.
     full_at: AtomicUsize,
+}
+
+/// One query's search of a segment: the graph walk, kept between widenings.
+pub(crate) struct SegmentSearch<'a> {
+    segment: &'a Segment,
+    query: &'a [f32],
+    /// `None` for a segment without a graph, which is scanned whole.
+    walk: Option<Walk>,
+}
+
+impl SegmentSearch<'_> {
+    /// Up to `k` candidates with similarity >= `floor`, best first, with the graph walked at a
+    /// beam of at least `ef` (continuing from where a narrower call stopped) and the slots the
+    /// view does not cover scanned exactly.
+    pub(crate) fn find(&mut self, k: usize, ef: usize, floor: f32) -> Found {
+        let (raw, from) = match &mut self.walk {
+            Some(walk) => {
+                walk.widen(ef.max(k));
+                (walk.found(), walk.covered())
+            }
+            None => (Vec::new(), 0),
+        };
+        self.segment.scan(self.query, k, floor, from, raw)
+    }
 }
 
 /// What one search of a segment found.
@@ -204,14 +228,23 @@ impl Segment {
         }
     }
 
-    /// Up to `k` candidates with similarity >= `floor`, best first.
-    pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize, floor: f32) -> Found {
-        if self.graph.is_none() {
-            return self.scan(query, k, floor, 0, Vec::new());
+    /// A search for `query` that can be widened step by step (see [`SegmentSearch::find`]).
+    pub(crate) fn searcher<'a>(&'a self, query: &'a [f32]) -> SegmentSearch<'a> {
+        let walk = self
+            .graph
+            .as_ref()
+            .map(|_| self.view.read().clone().walk(query));
+        SegmentSearch {
+            segment: self,
+            query,
+            walk,
         }
-        let view = self.view.read().clone();
-        let raw = view.search(query, k, ef);
-        self.scan(query, k, floor, view.covered(), raw)
+    }
+
+    /// Up to `k` candidates with similarity >= `floor`, best first, at beam width `ef`.
+    #[cfg(test)]
+    pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize, floor: f32) -> Found {
+        self.searcher(query).find(k, ef, floor)
     }
 
     /// Merge `raw` (graph results over slots below `from`, best first, dead ones included) with
@@ -226,7 +259,16 @@ impl Segment {
         raw: Vec<(usize, f32)>,
     ) -> Found {
         let b = self.book.read();
+        // The view's similarities are approximate; the decision is made on exact ones. A dead
+        // slot keeps its estimate: it is only counted, never returned.
         let mut top = raw;
+        for (slot, sim) in &mut top {
+            if let Some(v) = b.slots.get(*slot).and_then(|s| s.vector.as_ref()) {
+                *sim = similarity(query, v);
+            }
+        }
+        top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        top.truncate(k);
         let tail = b.slots.get(from..).unwrap_or(&[]);
         for (i, s) in tail.iter().enumerate() {
             let Some(v) = &s.vector else { continue };
@@ -420,10 +462,36 @@ mod tests {
             .iter()
             .filter(|q| {
                 let found = seg.search(q, 1, 64, -1.0);
-                found.candidates[0].seq as usize == exact_best(&vectors, q, |_| true)
+                let c = found.candidates[0];
+                // The walk ranks by 8-bit codes; what the segment returns is exact.
+                assert_eq!(c.similarity, similarity(q, &vectors[c.seq as usize]));
+                c.seq as usize == exact_best(&vectors, q, |_| true)
             })
             .count();
         assert!(agree >= 190, "recall@1 {agree}/200 at ef 64");
+    }
+
+    #[test]
+    fn a_widened_probe_finds_what_a_wide_search_finds() {
+        let vectors = random_units(3000, 24, 17);
+        let seg = graph_segment(&vectors);
+        let queries = random_units(200, 24, 31);
+        let mut agree = 0;
+        for q in &queries {
+            let mut search = seg.searcher(q);
+            let probe = search.find(4, 8, -1.0).candidates[0];
+            let widened = search.find(4, 64, -1.0).candidates[0];
+            let fresh = seg.search(q, 4, 64, -1.0).candidates[0];
+            assert!(
+                widened.similarity >= probe.similarity,
+                "widening never loses ground"
+            );
+            agree += usize::from(widened.seq == fresh.seq);
+        }
+        assert!(
+            agree >= 196,
+            "widened and fresh wide searches agree on {agree}/200"
+        );
     }
 
     #[test]

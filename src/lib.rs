@@ -33,10 +33,12 @@
 //!    finite, non-zero) and scaled to unit length.
 //! 4. **Semantic tier**: the scope's own index is searched — an exact SIMD scan for small scopes,
 //!    an HNSW graph above [`CacheBuilder::flat_limit`]: hnsw_rs builds it, and lookups search a
-//!    flat copy of its links with simsimd dot products (vectors inserted since the last copy are
-//!    scanned exactly). The graph is searched cheaply first and widened only when the best
-//!    candidate is close to the threshold, because a cache needs the hit/miss decision, not the
-//!    exact neighbour list ([`Cache::set_search`] changes that effort at run time).
+//!    flat copy of its links and of the vectors as 8-bit codes (vectors inserted since the last
+//!    copy are scanned exactly), then rescores what it found with the full vectors using simsimd
+//!    dot products, so every similarity a decision rests on is exact. The graph is walked with a
+//!    cheap beam first, whose hits are served; a walk that finds no hit goes on to the full beam
+//!    from where it stopped, because only the full beam may decide a miss
+//!    ([`Cache::set_search`] changes that effort at run time).
 //! 5. Every candidate is confirmed live in the entry store before it is served; dead ones are
 //!    skipped and never hide a live neighbour behind them. Both tiers read entries from a sharded
 //!    key index kept in step with the store (moka), which hears of reads in sampled batches off

@@ -1,0 +1,125 @@
+//! An OpenAI-compatible caching proxy built on paracache.
+//!
+//! ```text
+//! cargo run --release --example gateway -- --upstream http://127.0.0.1:8000/v1
+//! curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \
+//!   -d '{"model":"m","messages":[{"role":"user","content":"How do I reset my password?"}]}' -i
+//! ```
+//!
+//! Flags (defaults in brackets): `--listen ADDR` [127.0.0.1:8080], `--upstream URL`
+//! [http://127.0.0.1:8000/v1], `--threshold T` [0.85], `--max-temperature T` [1.0],
+//! `--max-entries N` [100000], `--ttl-secs S` [86400], `--timeout-secs S` [120],
+//! `--snapshot PATH` (load on start when the file exists, save on shutdown).
+//!
+//! The embedder is paracache's offline, lexical `HashEmbedder`, so the gateway runs with nothing
+//! to download: it matches rewordings that share most words, not paraphrases in general. Its
+//! threshold of 0.85 is set for that embedder; a sentence-embedding model needs its own.
+//! The keying policy is in policy.rs; the routes in app.rs.
+
+mod app;
+mod completion;
+mod metrics;
+mod policy;
+mod upstream;
+
+use paracache::{Cache, HashEmbedder};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Args {
+    listen: String,
+    upstream: String,
+    threshold: f32,
+    max_temperature: f64,
+    max_entries: u64,
+    ttl: Duration,
+    timeout: Duration,
+    snapshot: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        listen: "127.0.0.1:8080".into(),
+        upstream: "http://127.0.0.1:8000/v1".into(),
+        threshold: 0.85,
+        max_temperature: 1.0,
+        max_entries: 100_000,
+        ttl: Duration::from_secs(86_400),
+        timeout: Duration::from_secs(120),
+        snapshot: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let bad = || format!("bad value for {flag}: {value}");
+        match flag.as_str() {
+            "--listen" => a.listen = value.clone(),
+            "--upstream" => a.upstream = value.clone(),
+            "--threshold" => a.threshold = value.parse().map_err(|_| bad())?,
+            "--max-temperature" => a.max_temperature = value.parse().map_err(|_| bad())?,
+            "--max-entries" => a.max_entries = value.parse().map_err(|_| bad())?,
+            "--ttl-secs" => a.ttl = Duration::from_secs(value.parse().map_err(|_| bad())?),
+            "--timeout-secs" => a.timeout = Duration::from_secs(value.parse().map_err(|_| bad())?),
+            "--snapshot" => a.snapshot = Some(value.clone()),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let embedder = HashEmbedder::new(384);
+    let builder = Cache::builder(384)
+        .threshold(args.threshold)
+        .max_entries(args.max_entries)
+        .time_to_live(args.ttl);
+    let cache = match &args.snapshot {
+        Some(path) if std::path::Path::new(path).exists() => {
+            let (cache, report) = builder.build_from_snapshot(path)?;
+            eprintln!("loaded {} entries from {path}", report.entries);
+            cache
+        }
+        _ => builder.build()?,
+    };
+    let upstream = upstream::Upstream::new(&args.upstream, args.timeout)?;
+    let policy = policy::Policy {
+        max_temperature: args.max_temperature,
+    };
+    let gateway = Arc::new(app::Gateway::new(cache, embedder, upstream, policy));
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    eprintln!(
+        "paracache gateway on http://{} -> {}",
+        listener.local_addr()?,
+        args.upstream
+    );
+    axum::serve(listener, app::router(Arc::clone(&gateway)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    if let Some(path) = &args.snapshot {
+        let report = gateway.cache.save(path)?;
+        eprintln!("saved {} entries to {path}", report.entries);
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then save.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

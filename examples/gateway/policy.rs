@@ -1,0 +1,166 @@
+//! The keying policy: which requests may be cached, under which scope, and with which text.
+//!
+//! - **Scope** (both tiers are partitioned by it, so nothing is ever served across it): the
+//!   tenant (the `x-tenant-id` header, else the bearer token; hashed, so no key is stored), the
+//!   model, the system and developer messages, every other request field that can change the
+//!   answer (temperature, top_p, max_tokens, stop, seed, tools, tool_choice, response_format,
+//!   penalties... as canonical JSON: any field not known to be inert counts), and a hash of the
+//!   conversation before its last user message.
+//! - **Text**: the last user message. With the history in the scope, a follow-up question is
+//!   only ever matched against follow-ups of the same conversation.
+//! - **Bypass** (forwarded, never cached): `cache-control: no-store` or `no-cache`, a body field
+//!   `"cache": false`, temperature above the configured bound, `n` above 1, a conversation that
+//!   does not end with a user message, or message content other than text.
+
+use axum::http::HeaderMap;
+use md5::{Digest, Md5};
+use paracache::Scope;
+use serde_json::{Map, Value};
+
+/// Request fields that never change the answer, or that the policy accounts for elsewhere.
+const INERT_FIELDS: &[&str] = &[
+    "messages",
+    "stream",
+    "stream_options",
+    "user",
+    "cache",
+    "metadata",
+    "store",
+];
+
+/// What the policy decided for one request.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Forward without touching the cache, for this reason.
+    Bypass(&'static str),
+    /// Look up (and on a miss, store) `text` in `scope`.
+    Cache { scope: Scope, text: String },
+}
+
+/// The policy's one setting.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    /// Requests sampled hotter than this are not cached: their caller asked for variety.
+    pub(crate) max_temperature: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_temperature: 1.0,
+        }
+    }
+}
+
+impl Policy {
+    /// Decide for a request with these headers and this (already parsed) body.
+    pub(crate) fn decide(&self, headers: &HeaderMap, body: &Map<String, Value>) -> Decision {
+        let cache_control = header(headers, "cache-control").to_ascii_lowercase();
+        if cache_control.contains("no-store") || cache_control.contains("no-cache") {
+            return Decision::Bypass("cache-control");
+        }
+        if body.get("cache") == Some(&Value::Bool(false)) {
+            return Decision::Bypass("cache: false");
+        }
+        let temperature = body
+            .get("temperature")
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0);
+        if temperature > self.max_temperature {
+            return Decision::Bypass("temperature");
+        }
+        if body.get("n").and_then(Value::as_u64).unwrap_or(1) > 1 {
+            return Decision::Bypass("n > 1");
+        }
+        let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+            return Decision::Bypass("no messages");
+        };
+        let Some((last, earlier)) = messages.split_last() else {
+            return Decision::Bypass("no messages");
+        };
+        if last.get("role").and_then(Value::as_str) != Some("user") {
+            return Decision::Bypass("last message is not the user's");
+        }
+        let Some(text) = message_text(last) else {
+            return Decision::Bypass("non-text content");
+        };
+        let mut system = String::new();
+        let mut history = Md5::new();
+        for m in earlier {
+            let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+            if m.get("content").is_some_and(|c| !c.is_null()) && message_text(m).is_none() {
+                return Decision::Bypass("non-text content");
+            }
+            if role == "system" || role == "developer" {
+                system.push_str(&message_text(m).unwrap_or_default());
+                system.push('\n');
+            } else {
+                // The whole message, tool calls included: any difference is another conversation.
+                history.update(m.to_string().as_bytes());
+            }
+        }
+        let params: Map<String, Value> = body
+            .iter()
+            .filter(|(k, _)| !INERT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let scope = Scope::builder()
+            .tenant(tenant(headers))
+            .model(
+                body.get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )
+            .system_prompt(system)
+            // serde_json's map is ordered by key, so equal parameters encode equally.
+            .param("request", Value::Object(params).to_string())
+            .param("history", hex(&history.finalize()))
+            .build();
+        Decision::Cache { scope, text }
+    }
+}
+
+/// The tenant's identity as the scope sees it: a hash of the tenant header, else of the bearer
+/// token, else a fixed name for anonymous callers.
+pub(crate) fn tenant(headers: &HeaderMap) -> String {
+    let id = match header(headers, "x-tenant-id") {
+        "" => header(headers, "authorization"),
+        id => id,
+    };
+    if id.is_empty() {
+        return "anonymous".to_string();
+    }
+    let mut h = Md5::new();
+    h.update(b"paracache-gateway-tenant\0");
+    h.update(id.as_bytes());
+    hex(&h.finalize())
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// A message's text: a string, or an array of text parts joined. `None` for anything else
+/// (images, audio), which the policy does not cache.
+fn message_text(message: &Value) -> Option<String> {
+    match message.get("content")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| {
+                (p.get("type").and_then(Value::as_str) == Some("text"))
+                    .then(|| p.get("text").and_then(Value::as_str))
+                    .flatten()
+            })
+            .collect::<Option<Vec<&str>>>()
+            .map(|texts| texts.join("\n")),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,432 @@
+//! The gateway example against a fake OpenAI-compatible upstream: both real HTTP servers on
+//! 127.0.0.1, talked to with a real client.
+
+#[path = "../examples/gateway/app.rs"]
+mod app;
+#[path = "../examples/gateway/completion.rs"]
+mod completion;
+#[path = "../examples/gateway/metrics.rs"]
+mod metrics;
+#[path = "../examples/gateway/policy.rs"]
+mod policy;
+#[path = "../examples/gateway/upstream.rs"]
+mod upstream;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use paracache::{Cache, HashEmbedder};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// An upstream that counts its calls, waits `delay`, and answers `answer <n>: <last message>`;
+/// a message containing FAIL gets a 500.
+struct Fake {
+    calls: AtomicUsize,
+    delay: Duration,
+}
+
+async fn fake_chat(State(fake): State<Arc<Fake>>, body: String) -> Response {
+    let n = fake.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(fake.delay).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body.get("cache").is_none(),
+        "the gateway's own field is not forwarded"
+    );
+    let text = body["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if text.contains("FAIL") {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":{"message":"boom"}}"#,
+        )
+            .into_response();
+    }
+    let answer = format!("answer {n}: {text}");
+    if body["stream"] == json!(true) {
+        let (a, b) = answer.split_at(answer.len() / 2);
+        let chunk = |delta: Value, finish: Value| {
+            let e = json!({"id": "x", "object": "chat.completion.chunk", "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            format!("data: {e}\n\n")
+        };
+        let events = [
+            chunk(json!({"role": "assistant", "content": a}), Value::Null),
+            chunk(json!({"content": b}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        return ([("content-type", "text/event-stream")], events).into_response();
+    }
+    let reply = json!({"id": "x", "object": "chat.completion", "model": "fake",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]});
+    ([("content-type", "application/json")], reply.to_string()).into_response()
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A fake upstream with `delay` and a gateway in front of it: (gateway URL, upstream).
+async fn start(delay: Duration) -> (String, Arc<Fake>) {
+    let fake = Arc::new(Fake {
+        calls: AtomicUsize::new(0),
+        delay,
+    });
+    let upstream_url = serve(
+        Router::new()
+            .route("/v1/chat/completions", post(fake_chat))
+            .with_state(Arc::clone(&fake)),
+    )
+    .await;
+    let cache = Cache::builder(384).threshold(0.85).build().unwrap();
+    let upstream =
+        upstream::Upstream::new(&format!("{upstream_url}/v1"), Duration::from_secs(10)).unwrap();
+    let gateway = app::Gateway::new(
+        cache,
+        HashEmbedder::new(384),
+        upstream,
+        policy::Policy::default(),
+    );
+    (serve(app::router(Arc::new(gateway))).await, fake)
+}
+
+struct Answer {
+    status: u16,
+    cache: String,
+    similarity: Option<f32>,
+    body: String,
+}
+
+async fn ask(url: &str, key: &str, body: Value) -> Answer {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (cache, similarity) = (
+        header("x-cache").unwrap_or_default(),
+        header("x-cache-similarity"),
+    );
+    Answer {
+        status: r.status().as_u16(),
+        cache,
+        similarity: similarity.map(|s| s.parse().unwrap()),
+        body: r.text().await.unwrap(),
+    }
+}
+
+fn chat(text: &str) -> Value {
+    json!({"model": "m", "temperature": 0, "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": text}]})
+}
+
+fn content(answer: &Answer) -> String {
+    let v: Value = serde_json::from_str(&answer.body).unwrap();
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The text a stream of chunks adds up to, and whether it ended with [DONE].
+fn streamed_text(body: &str) -> (String, bool) {
+    let mut text = String::new();
+    let mut done = false;
+    for data in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let e: Value = serde_json::from_str(data).unwrap();
+        text.push_str(
+            e["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+    }
+    (text, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repeat_is_an_exact_hit_without_an_upstream_call() {
+    let (url, fake) = start(Duration::ZERO).await;
+    let first = ask(&url, "k1", chat("How do I reset my password?")).await;
+    assert_eq!((first.status, first.cache.as_str()), (200, "miss"));
+    let again = ask(&url, "k1", chat("How do I reset my password?")).await;
+    assert_eq!((again.status, again.cache.as_str()), (200, "exact"));
+    assert_eq!(again.similarity, Some(1.0));
+    assert_eq!(content(&again), content(&first));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewording_is_a_semantic_hit() {
+    let (url, fake) = start(Duration::ZERO).await;
+    let first = ask(&url, "k1", chat("How do I reset my password?")).await;
+    let reworded = ask(&url, "k1", chat("how do I reset my password")).await;
+    assert_eq!(
+        reworded.cache, "semantic",
+        "similarity {:?}",
+        reworded.similarity
+    );
+    assert!(reworded.similarity.unwrap() >= 0.85);
+    assert_eq!(content(&reworded), content(&first));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_tenant_another_system_prompt_or_another_history_misses() {
+    let (url, fake) = start(Duration::ZERO).await;
+    ask(&url, "k1", chat("What is our refund policy?")).await;
+    let other_tenant = ask(&url, "k2", chat("What is our refund policy?")).await;
+    assert_eq!(other_tenant.cache, "miss");
+    let mut other_system = chat("What is our refund policy?");
+    other_system["messages"][0]["content"] = json!("You are verbose.");
+    assert_eq!(ask(&url, "k1", other_system).await.cache, "miss");
+    let mut follow_up = chat("What is our refund policy?");
+    let turns = follow_up["messages"].as_array_mut().unwrap();
+    turns.insert(1, json!({"role": "user", "content": "I bought shoes."}));
+    turns.insert(2, json!({"role": "assistant", "content": "Noted."}));
+    assert_eq!(ask(&url, "k1", follow_up).await.cache, "miss");
+    let mut hotter = chat("What is our refund policy?");
+    hotter["temperature"] = json!(0.5);
+    assert_eq!(
+        ask(&url, "k1", hotter).await.cache,
+        "miss",
+        "sampling parameters scope too"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streamed_miss_then_streamed_and_plain_hits() {
+    let (url, fake) = start(Duration::ZERO).await;
+    let mut body = chat("Summarize the plot of Hamlet");
+    body["stream"] = json!(true);
+    let first = ask(&url, "k1", body.clone()).await;
+    assert_eq!((first.status, first.cache.as_str()), (200, "miss"));
+    let (text, done) = streamed_text(&first.body);
+    assert!(done && text.starts_with("answer 1: "), "{}", first.body);
+    let replay = ask(&url, "k1", body).await;
+    assert_eq!(replay.cache, "exact");
+    assert_eq!(
+        streamed_text(&replay.body),
+        (text.clone(), true),
+        "same text, same shape"
+    );
+    let plain = ask(&url, "k1", chat("Summarize the plot of Hamlet")).await;
+    assert_eq!(
+        plain.cache, "exact",
+        "stream and plain requests share answers"
+    );
+    assert_eq!(content(&plain), text);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_errors_are_passed_on_and_never_cached() {
+    let (url, fake) = start(Duration::ZERO).await;
+    for _ in 0..2 {
+        let failed = ask(&url, "k1", chat("FAIL this one")).await;
+        assert_eq!(failed.status, 500);
+        assert!(failed.body.contains("boom"));
+        let mut streamed = chat("FAIL this one");
+        streamed["stream"] = json!(true);
+        assert_eq!(ask(&url, "k1", streamed).await.status, 500);
+    }
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        4,
+        "every attempt reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_concurrent_identical_requests_make_one_upstream_call() {
+    let (url, fake) = start(Duration::from_millis(300)).await;
+    let answers = futures_util::future::join_all(
+        (0..10).map(|_| ask(&url, "k1", chat("Explain TCP slow start"))),
+    )
+    .await;
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert_eq!(answers.iter().filter(|a| a.cache == "miss").count(), 1);
+    let first = content(&answers[0]);
+    assert!(answers.iter().all(|a| content(a) == first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uncacheable_requests_bypass_the_cache() {
+    let (url, fake) = start(Duration::ZERO).await;
+    let mut hot = chat("Write a poem");
+    hot["temperature"] = json!(1.5);
+    let mut opted_out = chat("Write a poem");
+    opted_out["cache"] = json!(false);
+    for body in [hot.clone(), hot, opted_out.clone(), opted_out] {
+        let a = ask(&url, "k1", body).await;
+        assert_eq!((a.status, a.cache.as_str()), (200, "bypass"));
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+    let no_store = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("cache-control", "no-store")
+        .body(chat("Write a poem").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_store.headers()["x-cache"], "bypass");
+    assert_eq!(no_store.headers()["x-cache-bypass"], "cache-control");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_and_metrics() {
+    let (url, _) = start(Duration::ZERO).await;
+    ask(&url, "k1", chat("ping")).await;
+    ask(&url, "k1", chat("ping")).await;
+    let get = |path: &'static str| {
+        let url = url.clone();
+        async move {
+            reqwest::get(format!("{url}{path}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get("/health").await, "ok");
+    let metrics = get("/metrics").await;
+    for line in [
+        "paracache_gateway_requests_total{outcome=\"miss\"} 1",
+        "paracache_gateway_requests_total{outcome=\"exact\"} 1",
+        "paracache_gateway_lookup_seconds_count 2",
+        "paracache_gateway_upstream_seconds_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert!(metrics.contains("paracache_gateway_embed_seconds_count"));
+    assert!(metrics.contains("paracache_gateway_upstream_saved_seconds_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_bodies_get_a_400_and_reach_nobody() {
+    let (url, fake) = start(Duration::ZERO).await;
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_stream_is_reassembled_from_any_split_and_only_when_complete() {
+    let events = concat!(
+        "data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n",
+        ": keep-alive comment\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo ü\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n"
+    )
+    .as_bytes();
+    for split in 1..events.len() {
+        let mut a = completion::StreamAssembler::default();
+        for piece in events.chunks(split) {
+            a.push(piece);
+        }
+        let c = a.finish(7).expect("complete stream");
+        assert_eq!(
+            (
+                c.content.as_str(),
+                c.model.as_str(),
+                c.finish_reason.as_str()
+            ),
+            ("Hello ü", "m", "stop")
+        );
+    }
+    let mut cut = completion::StreamAssembler::default();
+    cut.push(&events[..events.len() - 15]);
+    assert!(cut.finish(7).is_none(), "no [DONE]: not stored");
+    let mut tools = completion::StreamAssembler::default();
+    tools.push(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"t\"}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
+    assert!(tools.finish(7).is_none(), "tool calls are not cached");
+}
+
+#[test]
+fn responses_with_tool_calls_or_several_choices_are_not_cached() {
+    let one =
+        json!({"model": "m", "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]});
+    assert_eq!(
+        completion::Completion::from_response(&one, 3)
+            .unwrap()
+            .content,
+        "hi"
+    );
+    let tools = json!({"choices": [{"message": {"content": null, "tool_calls": [{}]}}]});
+    assert!(completion::Completion::from_response(&tools, 3).is_none());
+    let two = json!({"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}]});
+    assert!(completion::Completion::from_response(&two, 3).is_none());
+}
+
+#[test]
+fn the_policy_hashes_tenants_and_ignores_parameter_order() {
+    use axum::http::HeaderMap;
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", "Bearer sk-secret".parse().unwrap());
+    let tenant = policy::tenant(&headers);
+    assert!(!tenant.contains("secret") && tenant.len() == 32);
+    headers.insert("x-tenant-id", "acme".parse().unwrap());
+    assert_ne!(policy::tenant(&headers), tenant, "the tenant header wins");
+    let p = policy::Policy::default();
+    let scope_of =
+        |body: &str| match p.decide(&HeaderMap::new(), &serde_json::from_str(body).unwrap()) {
+            policy::Decision::Cache { scope, text } => (scope, text),
+            policy::Decision::Bypass(r) => panic!("bypassed: {r}"),
+        };
+    let a = scope_of(
+        r#"{"model":"m","top_p":0.5,"seed":1,"messages":[{"role":"user","content":"q"}]}"#,
+    );
+    let b = scope_of(
+        r#"{"seed":1,"messages":[{"role":"user","content":"q"}],"top_p":0.5,"model":"m","user":"u"}"#,
+    );
+    assert_eq!(a, b, "key order and inert fields do not split scopes");
+    let c = scope_of(
+        r#"{"model":"m","top_p":0.6,"seed":1,"messages":[{"role":"user","content":"q"}]}"#,
+    );
+    assert_ne!(a.0, c.0);
+    let parts = scope_of(
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"q"}]}]}"#,
+    );
+    assert_eq!(parts.1, "q");
+    for body in [
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}"#,
+        r#"{"model":"m","n":2,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","messages":[]}"#,
+    ] {
+        let decided = p.decide(&HeaderMap::new(), &serde_json::from_str(body).unwrap());
+        assert!(matches!(decided, policy::Decision::Bypass(_)), "{body}");
+    }
+}

@@ -5,6 +5,8 @@
 mod app;
 #[path = "../examples/gateway/completion.rs"]
 mod completion;
+#[path = "../examples/gateway/fake.rs"]
+mod fake;
 #[path = "../examples/gateway/metrics.rs"]
 mod metrics;
 #[path = "../examples/gateway/policy.rs"]
@@ -13,63 +15,11 @@ mod policy;
 mod upstream;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use paracache::{Cache, HashEmbedder};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// An upstream that counts its calls, waits `delay`, and answers `answer <n>: <last message>`;
-/// a message containing FAIL gets a 500.
-struct Fake {
-    calls: AtomicUsize,
-    delay: Duration,
-}
-
-async fn fake_chat(State(fake): State<Arc<Fake>>, body: String) -> Response {
-    let n = fake.calls.fetch_add(1, Ordering::SeqCst) + 1;
-    tokio::time::sleep(fake.delay).await;
-    let body: Value = serde_json::from_str(&body).unwrap();
-    assert!(
-        body.get("cache").is_none(),
-        "the gateway's own field is not forwarded"
-    );
-    let text = body["messages"].as_array().unwrap().last().unwrap()["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if text.contains("FAIL") {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            r#"{"error":{"message":"boom"}}"#,
-        )
-            .into_response();
-    }
-    let answer = format!("answer {n}: {text}");
-    if body["stream"] == json!(true) {
-        let (a, b) = answer.split_at(answer.len() / 2);
-        let chunk = |delta: Value, finish: Value| {
-            let e = json!({"id": "x", "object": "chat.completion.chunk", "model": "fake",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            format!("data: {e}\n\n")
-        };
-        let events = [
-            chunk(json!({"role": "assistant", "content": a}), Value::Null),
-            chunk(json!({"content": b}), Value::Null),
-            chunk(json!({}), json!("stop")),
-            "data: [DONE]\n\n".to_string(),
-        ]
-        .concat();
-        return ([("content-type", "text/event-stream")], events).into_response();
-    }
-    let reply = json!({"id": "x", "object": "chat.completion", "model": "fake",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]});
-    ([("content-type", "application/json")], reply.to_string()).into_response()
-}
 
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,20 +29,16 @@ async fn serve(router: Router) -> String {
 }
 
 /// A fake upstream with `delay` and a gateway in front of it: (gateway URL, upstream).
-async fn start(delay: Duration) -> (String, Arc<Fake>) {
-    let fake = Arc::new(Fake {
-        calls: AtomicUsize::new(0),
-        delay,
-    });
-    let upstream_url = serve(
-        Router::new()
-            .route("/v1/chat/completions", post(fake_chat))
-            .with_state(Arc::clone(&fake)),
-    )
-    .await;
+async fn start(delay: Duration) -> (String, Arc<fake::Fake>) {
+    start_with_timeout(delay, Duration::from_secs(10)).await
+}
+
+/// [`start`] with the gateway giving up on the upstream after `timeout`.
+async fn start_with_timeout(delay: Duration, timeout: Duration) -> (String, Arc<fake::Fake>) {
+    let (router, fake) = fake::router(delay);
+    let upstream_url = serve(router).await;
     let cache = Cache::builder(384).threshold(0.85).build().unwrap();
-    let upstream =
-        upstream::Upstream::new(&format!("{upstream_url}/v1"), Duration::from_secs(10)).unwrap();
+    let upstream = upstream::Upstream::new(&format!("{upstream_url}/v1"), timeout).unwrap();
     let gateway = app::Gateway::new(
         cache,
         HashEmbedder::new(384),
@@ -260,6 +206,20 @@ async fn upstream_errors_are_passed_on_and_never_cached() {
         4,
         "every attempt reached the upstream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upstream_timeout_is_a_504_and_never_cached() {
+    let (url, fake) =
+        start_with_timeout(Duration::from_millis(400), Duration::from_millis(100)).await;
+    for _ in 0..2 {
+        let slow = ask(&url, "k1", chat("Take your time")).await;
+        assert_eq!((slow.status, slow.cache.as_str()), (504, "miss"));
+        let mut streamed = chat("Take your time");
+        streamed["stream"] = json!(true);
+        assert_eq!(ask(&url, "k1", streamed).await.status, 504);
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 4, "one call per attempt, none cached");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -113,7 +113,10 @@ impl Gateway {
         let own: OwnReply = Arc::default();
         let compute = || async {
             let t = Instant::now();
-            let reply = Reply::read(self.upstream.send(headers, body).await?).await;
+            let reply = match self.upstream.send(headers, body).await {
+                Ok(response) => Reply::read(response).await,
+                Err(unreachable) => unreachable,
+            };
             let elapsed = t.elapsed();
             upstream_ns.store(elapsed.as_nanos() as u64, Ordering::Relaxed);
             self.metrics.upstream(elapsed.as_secs_f64());

@@ -8,7 +8,8 @@
 //!
 //! Flags (defaults in brackets): `--listen ADDR` [127.0.0.1:8080], `--upstream URL`
 //! [http://127.0.0.1:8000/v1], `--threshold T` [0.85], `--max-temperature T` [1.0],
-//! `--max-entries N` [100000], `--ttl-secs S` [86400], `--timeout-secs S` [120],
+//! `--max-entries N` [100000], `--ttl-secs S` [86400], `--timeout-secs S` [120] (the longest
+//! silence from the upstream, before its answer or within a stream),
 //! `--snapshot PATH` (load on start when the file exists, save on shutdown).
 //!
 //! The embedder is paracache's offline, lexical `HashEmbedder`, so the gateway runs with nothing

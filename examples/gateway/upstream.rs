@@ -81,11 +81,15 @@ fn transport_error(e: &reqwest::Error) -> Reply {
 }
 
 impl Upstream {
-    /// An upstream at `base` (e.g. `http://127.0.0.1:8000/v1`); every call gives up after
-    /// `timeout`.
+    /// An upstream at `base` (e.g. `http://127.0.0.1:8000/v1`). A call gives up when the
+    /// upstream stays silent for `timeout`: before its answer starts, or between two pieces of
+    /// a stream (a long stream that keeps coming is never cut).
     pub(crate) fn new(base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
         Ok(Upstream {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
+            client: reqwest::Client::builder()
+                .connect_timeout(timeout.min(Duration::from_secs(10)))
+                .read_timeout(timeout)
+                .build()?,
             url: format!("{}/chat/completions", base.trim_end_matches('/')),
         })
     }

@@ -219,7 +219,11 @@ async fn an_upstream_timeout_is_a_504_and_never_cached() {
         streamed["stream"] = json!(true);
         assert_eq!(ask(&url, "k1", streamed).await.status, 504);
     }
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 4, "one call per attempt, none cached");
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        4,
+        "one call per attempt, none cached"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,6 +261,60 @@ async fn uncacheable_requests_bypass_the_cache() {
         .unwrap();
     assert_eq!(no_store.headers()["x-cache"], "bypass");
     assert_eq!(no_store.headers()["x-cache-bypass"], "cache-control");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_finishes_requests_in_flight_and_saves_what_the_next_start_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.bin");
+    let (router, fake) = fake::router(Duration::from_millis(300));
+    let upstream_url = format!("{}/v1", serve(router).await);
+    let gateway = |cache| {
+        let upstream = upstream::Upstream::new(&upstream_url, Duration::from_secs(10)).unwrap();
+        let policy = policy::Policy::default();
+        Arc::new(app::Gateway::new(
+            cache,
+            HashEmbedder::new(384),
+            upstream,
+            policy,
+        ))
+    };
+    let builder = || Cache::builder(384).threshold(0.85);
+    let (cache, loaded) = app::load_cache(builder(), Some(&path)).unwrap();
+    assert!(loaded.is_none(), "no snapshot yet");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve(
+        listener,
+        gateway(cache),
+        Some(path.clone()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let in_flight = tokio::spawn({
+        let url = url.clone();
+        async move { ask(&url, "k1", chat("Remember me")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let answer = in_flight.await.unwrap();
+    assert_eq!(
+        (answer.status, answer.cache.as_str()),
+        (200, "miss"),
+        "finished, not cut"
+    );
+    let saved = server.await.unwrap().unwrap().unwrap();
+    assert_eq!(saved.entries, 1);
+
+    let (cache, loaded) = app::load_cache(builder(), Some(&path)).unwrap();
+    assert_eq!(loaded.unwrap().entries, 1);
+    let restarted = serve(app::router(gateway(cache))).await;
+    let again = ask(&restarted, "k1", chat("Remember me")).await;
+    assert_eq!(again.cache, "exact");
+    assert_eq!(content(&again), content(&answer));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,8 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use paracache::{Cache, Embedder, HashEmbedder, Hit, Scope, Source};
+use paracache::{Cache, CacheBuilder, Embedder, HashEmbedder, Hit, Scope, SnapshotReport, Source};
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -285,6 +287,38 @@ impl Gateway {
         self.metrics.request(outcome);
         self.metrics.saved(hit.value().upstream_ms as f64 / 1e3);
         tagged(response, outcome, Some(hit.similarity()))
+    }
+}
+
+/// The cache a gateway starts with: `builder`'s, filled from `snapshot` when that file exists
+/// (with what it loaded).
+pub(crate) fn load_cache(
+    builder: CacheBuilder<Completion>,
+    snapshot: Option<&PathBuf>,
+) -> paracache::Result<(Cache<Completion>, Option<SnapshotReport>)> {
+    match snapshot {
+        Some(path) if path.exists() => {
+            let (cache, report) = builder.build_from_snapshot(path)?;
+            Ok((cache, Some(report)))
+        }
+        _ => Ok((builder.build()?, None)),
+    }
+}
+
+/// Serve `gateway` on `listener` until `shutdown` resolves; then stop accepting, let the
+/// requests in flight finish, and save the cache to `snapshot` when one is configured.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+    snapshot: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Option<SnapshotReport>, Box<dyn std::error::Error + Send + Sync>> {
+    axum::serve(listener, router(Arc::clone(&gateway)))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    match snapshot {
+        Some(path) => Ok(Some(gateway.cache.save(path)?)),
+        None => Ok(None),
     }
 }
 

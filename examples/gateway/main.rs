@@ -24,6 +24,7 @@ mod policy;
 mod upstream;
 
 use paracache::{Cache, HashEmbedder};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,21 +70,18 @@ fn parse_args() -> Result<Args, String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args()?;
     let embedder = HashEmbedder::new(384);
     let builder = Cache::builder(384)
         .threshold(args.threshold)
         .max_entries(args.max_entries)
         .time_to_live(args.ttl);
-    let cache = match &args.snapshot {
-        Some(path) if std::path::Path::new(path).exists() => {
-            let (cache, report) = builder.build_from_snapshot(path)?;
-            eprintln!("loaded {} entries from {path}", report.entries);
-            cache
-        }
-        _ => builder.build()?,
-    };
+    let snapshot = args.snapshot.map(PathBuf::from);
+    let (cache, loaded) = app::load_cache(builder, snapshot.as_ref())?;
+    if let (Some(report), Some(path)) = (loaded, &snapshot) {
+        eprintln!("loaded {} entries from {}", report.entries, path.display());
+    }
     let upstream = upstream::Upstream::new(&args.upstream, args.timeout)?;
     let policy = policy::Policy {
         max_temperature: args.max_temperature,
@@ -95,12 +93,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         args.upstream
     );
-    axum::serve(listener, app::router(Arc::clone(&gateway)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    if let Some(path) = &args.snapshot {
-        let report = gateway.cache.save(path)?;
-        eprintln!("saved {} entries to {path}", report.entries);
+    let saved = app::serve(listener, gateway, snapshot.clone(), shutdown_signal()).await?;
+    if let (Some(report), Some(path)) = (saved, &snapshot) {
+        eprintln!("saved {} entries to {}", report.entries, path.display());
     }
     Ok(())
 }

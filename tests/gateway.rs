@@ -241,6 +241,19 @@ async fn ten_concurrent_identical_requests_make_one_upstream_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_concurrent_identical_streams_make_one_upstream_call() {
+    let (url, fake) = start(Duration::from_millis(300)).await;
+    let mut body = chat("Explain TCP slow start");
+    body["stream"] = json!(true);
+    let answers =
+        futures_util::future::join_all((0..10).map(|_| ask(&url, "k1", body.clone()))).await;
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(answers.iter().filter(|a| a.cache == "miss").count(), 1);
+    let texts: Vec<(String, bool)> = answers.iter().map(|a| streamed_text(&a.body)).collect();
+    assert!(texts.iter().all(|t| *t == texts[0] && t.1), "{texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uncacheable_requests_bypass_the_cache() {
     let (url, fake) = start(Duration::ZERO).await;
     let mut hot = chat("Write a poem");

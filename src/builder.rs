@@ -105,7 +105,8 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     }
 
     /// Bound the cache by estimated bytes: prompt + value (see [`Self::weigher`]) + the vector
-    /// twice (entry and graph) + graph links + ~320 bytes of bookkeeping per entry.
+    /// twice (entry and graph) + its one-byte codes in the search view + graph links + ~400
+    /// bytes of bookkeeping per entry.
     ///
     /// ```
     /// let c: paracache::Cache<u8> = paracache::Cache::builder(4).max_bytes(1 << 20).build().unwrap();

@@ -87,6 +87,13 @@ fn chat(text: &str) -> Value {
         {"role": "user", "content": text}]})
 }
 
+/// [`chat`] asking for a stream.
+fn streamed_chat(text: &str) -> Value {
+    let mut body = chat(text);
+    body["stream"] = json!(true);
+    body
+}
+
 fn content(answer: &Answer) -> String {
     let v: Value = serde_json::from_str(&answer.body).unwrap();
     v["choices"][0]["message"]["content"]
@@ -168,8 +175,7 @@ async fn another_tenant_another_system_prompt_or_another_history_misses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn streamed_miss_then_streamed_and_plain_hits() {
     let (url, fake) = start(Duration::ZERO).await;
-    let mut body = chat("Summarize the plot of Hamlet");
-    body["stream"] = json!(true);
+    let body = streamed_chat("Summarize the plot of Hamlet");
     let first = ask(&url, "k1", body.clone()).await;
     assert_eq!((first.status, first.cache.as_str()), (200, "miss"));
     let (text, done) = streamed_text(&first.body);
@@ -197,8 +203,7 @@ async fn upstream_errors_are_passed_on_and_never_cached() {
         let failed = ask(&url, "k1", chat("FAIL this one")).await;
         assert_eq!(failed.status, 500);
         assert!(failed.body.contains("boom"));
-        let mut streamed = chat("FAIL this one");
-        streamed["stream"] = json!(true);
+        let streamed = streamed_chat("FAIL this one");
         assert_eq!(ask(&url, "k1", streamed).await.status, 500);
     }
     assert_eq!(
@@ -215,8 +220,7 @@ async fn an_upstream_timeout_is_a_504_and_never_cached() {
     for _ in 0..2 {
         let slow = ask(&url, "k1", chat("Take your time")).await;
         assert_eq!((slow.status, slow.cache.as_str()), (504, "miss"));
-        let mut streamed = chat("Take your time");
-        streamed["stream"] = json!(true);
+        let streamed = streamed_chat("Take your time");
         assert_eq!(ask(&url, "k1", streamed).await.status, 504);
     }
     assert_eq!(
@@ -243,8 +247,7 @@ async fn ten_concurrent_identical_requests_make_one_upstream_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_identical_streams_make_one_upstream_call() {
     let (url, fake) = start(Duration::from_millis(300)).await;
-    let mut body = chat("Explain TCP slow start");
-    body["stream"] = json!(true);
+    let body = streamed_chat("Explain TCP slow start");
     let answers =
         futures_util::future::join_all((0..10).map(|_| ask(&url, "k1", body.clone()))).await;
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);

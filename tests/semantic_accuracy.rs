@@ -145,62 +145,59 @@ fn dead_neighbours_never_hide_a_live_one() {
     }
 }
 
+/// A graph cache (beam 1) of 4 000 uniformly random 64-d vectors, the hardest case for HNSW, and
+/// 400 close paraphrases of stored ones, each with the value it should find.
+fn random_graph_with_paraphrases(seed: u64) -> (Cache<usize>, Vec<(usize, Vec<f32>)>) {
+    let dim = 64;
+    let mut rng = common::rng(seed);
+    let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
+    let builder = Cache::builder(dim).hnsw(8, 32, 1).adaptive_search(false);
+    let cache = filled_graph_cache(builder, &data);
+    let queries = (0..400)
+        .map(|k| (k * 10, jitter(&mut rng, &data[k * 10], 0.01)))
+        .collect();
+    (cache, queries)
+}
+
+/// How many of `queries` hit the entry they paraphrase.
+fn paraphrases_found(cache: &Cache<usize>, queries: &[(usize, Vec<f32>)]) -> usize {
+    queries
+        .iter()
+        .filter(|(i, q)| {
+            let r = cache
+                .lookup(&Scope::global(), "a paraphrase", fixed(q))
+                .unwrap();
+            r.hit().is_some_and(|h| *h.value() == *i)
+        })
+        .count()
+}
+
 /// `set_search` changes the effort of a running cache: a beam of 1 misses some paraphrases of
 /// stored prompts in a graph of hard (uniformly random) vectors; a wide beam finds them all.
 #[test]
 fn search_effort_can_be_changed_at_run_time() {
-    let dim = 64;
-    let mut rng = common::rng(21);
-    let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
-    let builder = Cache::builder(dim).hnsw(8, 32, 1).adaptive_search(false);
-    let cache = filled_graph_cache(builder, &data);
-    let s = Scope::global();
-    let queries: Vec<(usize, Vec<f32>)> = (0..400)
-        .map(|k| {
-            let i = k * 10;
-            (i, jitter(&mut rng, &data[i], 0.01))
-        })
-        .collect();
-    let found = |cache: &Cache<usize>| {
-        queries
-            .iter()
-            .filter(|(i, q)| {
-                let r = cache.lookup(&s, "a paraphrase", fixed(q)).unwrap();
-                r.hit().is_some_and(|h| *h.value() == *i)
-            })
-            .count()
-    };
-    let narrow = found(&cache);
+    let (cache, queries) = random_graph_with_paraphrases(21);
+    let narrow = paraphrases_found(&cache, &queries);
     cache.set_search(256, false).unwrap();
-    let wide = found(&cache);
+    let wide = paraphrases_found(&cache, &queries);
     assert_eq!(wide, queries.len(), "a wide beam finds every paraphrase");
     assert!(narrow < wide, "beam 1 found {narrow} of {wide}");
     assert!(cache.set_search(5_000, true).is_err());
-    assert_eq!(found(&cache), wide, "a rejected change changes nothing");
+    assert_eq!(
+        paraphrases_found(&cache, &queries),
+        wide,
+        "a rejected change changes nothing"
+    );
 }
 
 /// Adaptive search serves what its cheap probe finds, but never lets the probe decide a miss:
 /// a probe that finds nothing goes on to the full beam.
 #[test]
 fn adaptive_search_decides_misses_at_the_full_beam() {
-    let dim = 64;
-    let mut rng = common::rng(23);
-    let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
-    let builder = Cache::builder(dim).hnsw(8, 32, 1).adaptive_search(false);
-    let cache = filled_graph_cache(builder, &data);
-    let s = Scope::global();
-    let queries: Vec<(usize, Vec<f32>)> = (0..400)
-        .map(|k| (k * 10, jitter(&mut rng, &data[k * 10], 0.01)))
-        .collect();
+    let (cache, queries) = random_graph_with_paraphrases(23);
     let found = |ef: usize, adaptive: bool| {
         cache.set_search(ef, adaptive).unwrap();
-        queries
-            .iter()
-            .filter(|(i, q)| {
-                let r = cache.lookup(&s, "a paraphrase", fixed(q)).unwrap();
-                r.hit().is_some_and(|h| *h.value() == *i)
-            })
-            .count()
+        paraphrases_found(&cache, &queries)
     };
     // An adaptive search at 40 probes at 10.
     let probe_alone = found(10, false);

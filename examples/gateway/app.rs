@@ -39,8 +39,24 @@ pub(crate) struct Gateway {
 }
 
 /// The upstream answer of the one caller that made the call, kept aside so that caller returns
-/// it as it is (while the cache keeps only the completion).
-type OwnReply = Arc<Mutex<Option<Reply>>>;
+/// it as it is (while the cache keeps only the completion). Empty for the callers that waited.
+#[derive(Clone, Default)]
+struct OwnReply(Arc<Mutex<Option<Reply>>>);
+
+impl OwnReply {
+    /// Keep `reply` for the calling request and hand it back for the cache's side.
+    fn keep(&self, reply: Reply) -> Reply {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(reply.clone());
+        }
+        reply
+    }
+
+    /// The kept reply, if this request made the upstream call.
+    fn take(&self) -> Option<Reply> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
 
 impl Gateway {
     pub(crate) fn new(
@@ -112,7 +128,7 @@ impl Gateway {
     ) -> Response {
         let start = Instant::now();
         let upstream_ns = AtomicU64::new(0);
-        let own: OwnReply = Arc::default();
+        let own = OwnReply::default();
         let compute = || async {
             let t = Instant::now();
             let reply = match self.upstream.send(headers, body).await {
@@ -128,9 +144,8 @@ impl Gateway {
                 .then(|| serde_json::from_slice::<Value>(&reply.body).ok())
                 .flatten()
                 .and_then(|v| Completion::from_response(&v, elapsed.as_millis() as u64));
-            if let Ok(mut slot) = own.lock() {
-                *slot = Some(reply.clone());
-            }
+            // Kept whatever it is: this request answers with it, stored or not.
+            let reply = own.keep(reply);
             completion.ok_or(reply)
         };
         let result = self
@@ -140,7 +155,7 @@ impl Gateway {
         let spent =
             (start.elapsed().as_nanos() as u64).saturating_sub(upstream_ns.load(Ordering::Relaxed));
         self.metrics.lookup(spent as f64 / 1e9);
-        if let Some(reply) = own.lock().ok().and_then(|mut s| s.take()) {
+        if let Some(reply) = own.take() {
             return self.own_reply(reply);
         }
         match result {
@@ -166,8 +181,8 @@ impl Gateway {
     ) -> Response {
         let (started_tx, started_rx) = oneshot::channel::<()>();
         let (tx, chunks) = mpsc::channel(64);
-        let own: OwnReply = Arc::default();
-        let (gw, leader_reply) = (Arc::clone(&self), Arc::clone(&own));
+        let own = OwnReply::default();
+        let (gw, leader_reply) = (Arc::clone(&self), own.clone());
         let (fwd_headers, fwd_body) = (headers.clone(), body.clone());
         // The upstream call runs in its own task so that it completes, and is cached, even when
         // the client that asked for it hangs up mid-stream. The task holds the stream's sender
@@ -206,7 +221,7 @@ impl Gateway {
             );
         }
         let result = task.await;
-        if let Some(reply) = own.lock().ok().and_then(|mut s| s.take()) {
+        if let Some(reply) = own.take() {
             return self.own_reply(reply);
         }
         match result {
@@ -230,15 +245,13 @@ impl Gateway {
         own: OwnReply,
     ) -> Result<Completion, Reply> {
         let t = Instant::now();
-        let refused = |reply: Reply| {
-            if let Ok(mut slot) = own.lock() {
-                *slot = Some(reply.clone());
-            }
-            reply
-        };
-        let response = self.upstream.send(&headers, &body).await.map_err(refused)?;
+        let response = self
+            .upstream
+            .send(&headers, &body)
+            .await
+            .map_err(|reply| own.keep(reply))?;
         if !response.status().is_success() {
-            return Err(refused(Reply::read(response).await));
+            return Err(own.keep(Reply::read(response).await));
         }
         // A client that has gone away no longer listens; the stream is still read to the end.
         let _ = started.send(());

@@ -280,7 +280,6 @@ impl Segment {
             top.insert(at, (from + i, sim));
             top.truncate(k);
         }
-        top.truncate(k);
         let raw_len = top.len();
         let raw_worst = top.last().map_or(-1.0, |r| r.1);
         let candidates = top

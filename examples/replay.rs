@@ -165,6 +165,9 @@ fn run() -> Result<(), String> {
             Lookup::Hit(h) if h.source() == Source::Exact => {
                 ("exact", Some(*h.value()), Some(h.similarity()))
             }
+            Lookup::Hit(h) if h.source() == Source::Alias => {
+                ("alias", Some(*h.value()), Some(h.similarity()))
+            }
             Lookup::Hit(h) => ("semantic", Some(*h.value()), Some(h.similarity())),
             Lookup::Miss(_) => ("miss", None, None),
         };

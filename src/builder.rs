@@ -5,6 +5,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Capacity, Config, Weigher};
 use crate::error::{Error, Result};
 use crate::persist::auto::{AutoSnapshot, start_periodic};
+use crate::relevance::{Guards, Verifier, VerifyBand};
 use crate::scope::Scope;
 use crate::vector::{IndexParams, SearchParams};
 use std::collections::HashMap;
@@ -67,6 +68,9 @@ pub struct CacheBuilder<V> {
     max_prompt_bytes: usize,
     clock: Arc<dyn Clock>,
     pub(crate) auto: AutoSnapshot<V>,
+    guards: Guards,
+    verify: Option<VerifyBand>,
+    alias_hits: bool,
 }
 
 impl<V: Send + Sync + 'static> CacheBuilder<V> {
@@ -90,6 +94,9 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             max_prompt_bytes: 1 << 20,
             clock: Arc::new(SystemClock),
             auto: AutoSnapshot::default(),
+            guards: Guards::default(),
+            verify: None,
+            alias_hits: true,
         }
     }
 
@@ -271,6 +278,74 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         self
     }
 
+    /// The lexical checks a semantic candidate must pass before it is served (default
+    /// [`Guards::default`]: all on). See [`Guards`] for what each catches and EVALUATION.md for
+    /// what each costs and gains on real paraphrase data.
+    ///
+    /// ```
+    /// use paracache::{Cache, Guards, Scope};
+    /// let c: Cache<u8> = Cache::builder(2).guards(Guards::all().entities(false)).build().unwrap();
+    /// c.insert(&Scope::global(), "How do I enable dark mode?", vec![1.0, 0.0], 1).unwrap();
+    /// let near = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.01]);
+    /// assert!(!c.lookup(&Scope::global(), "How do I disable dark mode?", near).unwrap().is_hit());
+    /// assert!(c.lookup(&Scope::global(), "how can I enable dark mode", near).unwrap().is_hit());
+    /// assert_eq!(c.stats().guard_rejections, 1);
+    /// ```
+    pub fn guards(mut self, guards: Guards) -> Self {
+        self.guards = guards;
+        self
+    }
+
+    /// Ask `verifier` about every semantic candidate whose similarity is at least the threshold
+    /// and below `below`, after the guards pass it; candidates at `below` or above are served
+    /// without asking. Put an expensive check (a cross-encoder, a small judge model) here so it
+    /// runs only on the uncertain few. `below` must be in `(-1, 1.0001]` (above 1 asks about
+    /// every candidate).
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let c: Cache<u8> = Cache::builder(2).threshold(0.8)
+    ///     .verifier(0.95, |query: &str, matched: &str, _sim: f32| query.len() == matched.len())
+    ///     .build().unwrap();
+    /// c.insert(&Scope::global(), "abc", vec![1.0, 0.0], 1).unwrap();
+    /// let close = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.5]); // cosine 0.89: asked
+    /// assert!(!c.lookup(&Scope::global(), "abcd", close).unwrap().is_hit());
+    /// assert!(c.lookup(&Scope::global(), "xyz", close).unwrap().is_hit());
+    /// let sure = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.1]); // cosine 0.995: not asked
+    /// assert!(c.lookup(&Scope::global(), "abcdef", sure).unwrap().is_hit());
+    /// assert_eq!(c.stats().verifier_calls, 2);
+    /// ```
+    pub fn verifier(mut self, below: f32, verifier: impl Verifier) -> Self {
+        self.verify = Some(VerifyBand {
+            below,
+            verifier: Arc::new(verifier),
+        });
+        self
+    }
+
+    /// Remember each phrasing that is served a semantic hit as an alias of the entry that
+    /// answered it, so its next repeat is an exact-tier hit ([`Source::Alias`](crate::Source))
+    /// that skips the embedding model (default on). An alias answers only while that same entry
+    /// is live: eviction, expiry, invalidation or replacement of the entry ends its aliases too.
+    /// Aliases are kept in their own bounded map (as many as the entry capacity, or an eighth of
+    /// a byte capacity) and are not saved in snapshots.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope, Source};
+    /// let c: Cache<u8> = Cache::builder(2).build().unwrap();
+    /// c.insert(&Scope::global(), "What is Rust?", vec![1.0, 0.0], 1).unwrap();
+    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.05]);
+    /// let first = c.lookup(&Scope::global(), "Tell me what Rust is", embed).unwrap();
+    /// assert_eq!(first.hit().unwrap().source(), Source::Semantic);
+    /// let no_embed = |_: &str| Err::<Vec<f32>, _>(std::io::Error::other("not called"));
+    /// let again = c.lookup(&Scope::global(), "Tell me what Rust is", no_embed).unwrap();
+    /// assert_eq!(again.hit().unwrap().source(), Source::Alias);
+    /// ```
+    pub fn alias_hits(mut self, on: bool) -> Self {
+        self.alias_hits = on;
+        self
+    }
+
     /// Check every parameter and build the cache.
     ///
     /// ```
@@ -291,6 +366,11 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         }
         if !valid_ef(self.ef_search) || !valid_ef(self.ef_construction) {
             return bad(EF_RANGE);
+        }
+        if let Some(band) = &self.verify {
+            if !(band.below > -1.0 && band.below <= 1.0001) {
+                return bad("the verifier's band must end in (-1, 1.0001]");
+            }
         }
         if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
             return bad("max_dead_ratio must be in (0, 1)");
@@ -336,6 +416,9 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             max_prompt_bytes: self.max_prompt_bytes,
             clock: self.clock,
             auto: self.auto,
+            guards: self.guards,
+            verify: self.verify,
+            alias_hits: self.alias_hits,
         };
         let cache = Cache::from_config(config);
         start_periodic(Arc::downgrade(&cache.inner));

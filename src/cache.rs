@@ -1,5 +1,6 @@
 //! The public handle: a cheap `Clone` over shared state.
 
+use crate::alias::Aliases;
 use crate::builder::{CacheBuilder, EF_RANGE, valid_ef};
 use crate::config::Config;
 use crate::entry::{Entry, RemovalHint};
@@ -57,6 +58,8 @@ pub(crate) struct Inner<V> {
     pub(crate) seq: AtomicU64,
     pub(crate) epoch: AtomicU64,
     pub(crate) inflight: InFlight,
+    /// Present when [`CacheBuilder::alias_hits`] is on.
+    pub(crate) aliases: Option<Aliases>,
 }
 
 impl<V> std::fmt::Debug for Cache<V> {
@@ -94,8 +97,12 @@ impl<V: Send + Sync + 'static> Cache<V> {
         let partitions = Arc::new(Partitions::new());
         let keys = Arc::new(KeyIndex::new());
         let store = build_store(&config, counters.clone(), partitions.clone(), keys.clone());
+        let aliases = config
+            .alias_hits
+            .then(|| Aliases::new(config.capacity, config.ttl, config.tti));
         Cache {
             inner: Arc::new(Inner {
+                aliases,
                 record_every_ns: record_interval(config.tti),
                 flusher_started: AtomicBool::new(false),
                 search: AtomicU64::new(config.search.pack()),
@@ -236,6 +243,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
     pub fn invalidate(&self, scope: &Scope, prompt: &str) -> bool {
         let text = normalize(prompt);
         let key = exact_key(scope, &text);
+        if let Some(aliases) = &self.inner.aliases {
+            aliases.remove(&key);
+        }
         match self.inner.keys.get(&key) {
             Some(e) if e.scope == *scope && *e.prompt == *text => self.remove_exact(&e),
             _ => false,
@@ -277,6 +287,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
         let epoch = self.inner.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         self.inner.partitions.drain();
         self.inner.store.invalidate_all();
+        if let Some(aliases) = &self.inner.aliases {
+            aliases.clear();
+        }
         // The store reports these removals only as its maintenance gets to them.
         self.inner.keys.retain(|e| e.epoch >= epoch);
     }

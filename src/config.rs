@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::persist::auto::AutoSnapshot;
+use crate::relevance::{Guards, VerifyBand};
 use crate::scope::Scope;
 use crate::vector::{IndexParams, SearchParams};
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ pub(crate) struct Config<V> {
     pub(crate) max_prompt_bytes: usize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) auto: AutoSnapshot<V>,
+    pub(crate) guards: Guards,
+    pub(crate) verify: Option<VerifyBand>,
+    pub(crate) alias_hits: bool,
 }
 
 impl<V> Config<V> {

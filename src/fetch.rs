@@ -100,11 +100,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
             Start::Miss(p) => p,
         };
         let guard = loop {
-            match self
-                .inner
-                .inflight
-                .join(pending.key, scope, &pending.vector, pending.threshold)
-            {
+            match self.inner.inflight.join(
+                pending.key,
+                scope,
+                &pending.text,
+                &pending.vector,
+                pending.threshold,
+                self.inner.config.guards,
+            ) {
                 Role::Leader(guard) => break guard,
                 Role::Follower(flight) => {
                     if let Some(answer) = self.after_wait(&pending, flight.wait_async().await) {
@@ -157,7 +160,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 similarity: 1.0,
             });
         }
-        self.semantic_search(p.scope, &p.vector, p.threshold)
+        self.semantic_search(p.scope, &p.text, &p.vector, p.threshold)
             .map(|(entry, similarity)| Hit {
                 entry,
                 source: Source::Semantic,

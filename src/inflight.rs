@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::key::Key;
+use crate::relevance::Guards;
 use crate::scope::Scope;
 use crate::vector::distance::similarity;
 use event_listener::Event;
@@ -23,6 +24,7 @@ pub(crate) enum Outcome {
 
 pub(crate) struct Flight {
     scope: Scope,
+    prompt: Box<str>,
     vector: Arc<[f32]>,
     threshold: f32,
     outcome: Mutex<Option<Outcome>>,
@@ -41,13 +43,15 @@ pub(crate) enum Role<'a> {
 
 impl InFlight {
     /// Follow a flight for `key`, or for a prompt in `scope` whose vector is at least `threshold`
-    /// similar; otherwise lead a new one.
+    /// similar and that `guards` let answer `prompt`; otherwise lead a new one.
     pub(crate) fn join(
         &self,
         key: Key,
         scope: &Scope,
+        prompt: &str,
         vector: &Arc<[f32]>,
         threshold: f32,
+        guards: Guards,
     ) -> Role<'_> {
         let mut flights = self.flights.lock();
         if let Some(f) = flights.get(&key) {
@@ -55,13 +59,16 @@ impl InFlight {
         }
         // In-flight computations are few (bounded by concurrent callers), so a scan is cheap.
         let paraphrase = flights.values().find(|f| {
-            f.scope == *scope && similarity(&f.vector, vector) >= threshold.max(f.threshold)
+            f.scope == *scope
+                && similarity(&f.vector, vector) >= threshold.max(f.threshold)
+                && guards.check(&f.prompt, prompt).is_ok()
         });
         if let Some(f) = paraphrase {
             return Role::Follower(f.clone());
         }
         let flight = Arc::new(Flight {
             scope: scope.clone(),
+            prompt: prompt.into(),
             vector: vector.clone(),
             threshold,
             outcome: Mutex::new(None),
@@ -151,21 +158,28 @@ mod tests {
     fn same_key_and_paraphrase_follow_other_scope_leads() {
         let set = InFlight::default();
         let s = Scope::named("s");
-        let Role::Leader(g) = set.join([1; 16], &s, &v(1.0, 0.0), 0.9) else {
+        let Role::Leader(g) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
             panic!()
         };
         assert!(matches!(
-            set.join([1; 16], &s, &v(0.0, 1.0), 0.9),
+            set.join([1; 16], &s, "q", &v(0.0, 1.0), 0.9, Guards::all()),
             Role::Follower(_)
         ));
         assert!(matches!(
-            set.join([2; 16], &s, &v(0.99, 0.05), 0.9),
+            set.join([2; 16], &s, "q", &v(0.99, 0.05), 0.9, Guards::all()),
             Role::Follower(_)
         ));
-        let Role::Leader(other) = set.join([2; 16], &Scope::named("t"), &v(1.0, 0.0), 0.9) else {
+        let Role::Leader(other) = set.join(
+            [2; 16],
+            &Scope::named("t"),
+            "q",
+            &v(1.0, 0.0),
+            0.9,
+            Guards::all(),
+        ) else {
             panic!("another scope must never follow this scope's flight")
         };
-        let Role::Follower(f) = set.join([1; 16], &s, &v(1.0, 0.0), 0.9) else {
+        let Role::Follower(f) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
             panic!()
         };
         g.finish(Outcome::Done);
@@ -175,13 +189,38 @@ mod tests {
     }
 
     #[test]
+    fn a_paraphrase_the_guards_turn_away_leads_its_own_flight() {
+        let set = InFlight::default();
+        let s = Scope::global();
+        let Role::Leader(_g) = set.join(
+            [1; 16],
+            &s,
+            "after 2 years",
+            &v(1.0, 0.0),
+            0.9,
+            Guards::all(),
+        ) else {
+            panic!()
+        };
+        let close = v(0.99, 0.05);
+        assert!(matches!(
+            set.join([2; 16], &s, "after 20 years", &close, 0.9, Guards::all()),
+            Role::Leader(_)
+        ));
+        assert!(matches!(
+            set.join([3; 16], &s, "after 20 years", &close, 0.9, Guards::none()),
+            Role::Follower(_)
+        ));
+    }
+
+    #[test]
     fn dropped_leader_abandons() {
         let set = InFlight::default();
         let s = Scope::global();
-        let Role::Leader(g) = set.join([1; 16], &s, &v(1.0, 0.0), 0.9) else {
+        let Role::Leader(g) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
             panic!()
         };
-        let Role::Follower(f) = set.join([1; 16], &s, &v(1.0, 0.0), 0.9) else {
+        let Role::Follower(f) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
             panic!()
         };
         let waiter = std::thread::spawn(move || pollster::block_on(f.wait_async()));

@@ -67,6 +67,7 @@
 
 #![forbid(unsafe_code)]
 
+mod alias;
 mod builder;
 mod cache;
 mod clock;
@@ -81,6 +82,7 @@ mod key_index;
 mod lookup;
 mod partitions;
 mod persist;
+mod relevance;
 mod scope;
 mod stats;
 mod store;
@@ -95,6 +97,7 @@ pub use error::{BoxError, Error, Result};
 pub use key::normalize;
 pub use lookup::{Hit, Lookup, Miss, Source};
 pub use persist::SnapshotReport;
+pub use relevance::{Guard, Guards, Verifier};
 pub use scope::{Scope, ScopeBuilder};
 pub use stats::Stats;
 

@@ -13,12 +13,16 @@ pub enum Source {
     Exact,
     /// Tier 2: a stored prompt whose embedding is at least the threshold similar.
     Semantic,
+    /// Tier 1 through an alias: this exact phrasing was served a semantic hit by the same,
+    /// still-live entry before (see [`CacheBuilder::alias_hits`](crate::CacheBuilder::alias_hits)).
+    /// The similarity is that of the semantic hit.
+    Alias,
     /// Not cached: `get_or_insert_with` ran the compute function (or waited for another caller's).
     Computed,
 }
 
 impl Source {
-    /// The lower-case name used in headers and metrics (`exact`, `semantic`, `computed`).
+    /// The lower-case name used in headers and metrics (`exact`, `semantic`, `alias`, `computed`).
     ///
     /// ```
     /// assert_eq!(paracache::Source::Semantic.as_str(), "semantic");
@@ -27,6 +31,7 @@ impl Source {
         match self {
             Source::Exact => "exact",
             Source::Semantic => "semantic",
+            Source::Alias => "alias",
             Source::Computed => "computed",
         }
     }

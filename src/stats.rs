@@ -18,8 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Lookups answered by the exact tier.
+    /// Lookups answered by the exact tier (including `alias_hits`).
     pub exact_hits: u64,
+    /// Exact-tier answers given through an alias: a phrasing that was earlier served a semantic
+    /// hit (see [`CacheBuilder::alias_hits`](crate::CacheBuilder::alias_hits)).
+    pub alias_hits: u64,
     /// Lookups answered by the semantic tier.
     pub semantic_hits: u64,
     /// Lookups answered by neither tier.
@@ -34,6 +37,12 @@ pub struct Stats {
     pub evicted_explicit: u64,
     /// Entries replaced by a newer insert under the same key.
     pub evicted_replaced: u64,
+    /// Semantic candidates at or above the threshold that a [`Guard`](crate::Guard) turned away.
+    pub guard_rejections: u64,
+    /// Calls made to the [`Verifier`](crate::Verifier).
+    pub verifier_calls: u64,
+    /// Candidates the verifier turned away.
+    pub verifier_rejections: u64,
     /// Calls made to the embedding function.
     pub embed_calls: u64,
     /// Calls made to the compute function of `get_or_insert_with*`.
@@ -55,6 +64,10 @@ pub struct Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) exact_hits: AtomicU64,
+    pub(crate) alias_hits: AtomicU64,
+    pub(crate) guard_rejections: AtomicU64,
+    pub(crate) verifier_calls: AtomicU64,
+    pub(crate) verifier_rejections: AtomicU64,
     pub(crate) semantic_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) inserts: AtomicU64,
@@ -77,6 +90,10 @@ impl Counters {
     pub(crate) fn snapshot(&self, entries: u64, index_live: u64, index_dead: u64) -> Stats {
         Stats {
             exact_hits: self.exact_hits.load(Relaxed),
+            alias_hits: self.alias_hits.load(Relaxed),
+            guard_rejections: self.guard_rejections.load(Relaxed),
+            verifier_calls: self.verifier_calls.load(Relaxed),
+            verifier_rejections: self.verifier_rejections.load(Relaxed),
             semantic_hits: self.semantic_hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             inserts: self.inserts.load(Relaxed),

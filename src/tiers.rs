@@ -1,11 +1,13 @@
 //! The two tiers behind a lookup: the exact key check, and the semantic search whose effort follows
 //! the hit/miss decision.
 
+use crate::alias::Alias;
 use crate::cache::Cache;
 use crate::clock::nanos;
 use crate::entry::Entry;
 use crate::key::Key;
 use crate::lookup::{Hit, Lookup, Miss, Source};
+use crate::relevance::Analysis;
 use crate::scope::Scope;
 use crate::stats::Counters;
 use crate::vector::SearchParams;
@@ -42,14 +44,37 @@ impl<V: Send + Sync + 'static> Cache<V> {
         Some(entry)
     }
 
-    /// Tier 1, counted.
+    /// Tier 1 through an alias: this phrasing was served a semantic hit by an entry that is still
+    /// the same live insert.
+    pub(crate) fn alias_entry(
+        &self,
+        scope: &Scope,
+        text: &str,
+        key: &Key,
+    ) -> Option<(Arc<Entry<V>>, f32)> {
+        let alias = self.inner.aliases.as_ref()?.get(key, scope, text)?;
+        let entry = self.read(&alias.target)?;
+        if entry.seq != alias.seq || entry.scope != *scope || !self.servable(&entry, self.now()) {
+            return None;
+        }
+        Some((entry, alias.similarity))
+    }
+
+    /// Tier 1 (the prompt itself, then an alias of it), counted.
     pub(crate) fn exact_hit(&self, scope: &Scope, text: &str, key: &Key) -> Option<Hit<V>> {
-        let entry = self.exact_entry(scope, text, key)?;
+        let (entry, source, similarity) = match self.exact_entry(scope, text, key) {
+            Some(entry) => (entry, Source::Exact, 1.0),
+            None => {
+                let (entry, similarity) = self.alias_entry(scope, text, key)?;
+                Counters::bump(&self.inner.counters.alias_hits);
+                (entry, Source::Alias, similarity)
+            }
+        };
         Counters::bump(&self.inner.counters.exact_hits);
         Some(Hit {
             entry,
-            source: Source::Exact,
-            similarity: 1.0,
+            source,
+            similarity,
         })
     }
 
@@ -62,8 +87,18 @@ impl<V: Send + Sync + 'static> Cache<V> {
         vector: Arc<[f32]>,
     ) -> Lookup<V> {
         let threshold = self.inner.config.threshold_for(scope);
-        if let Some((entry, similarity)) = self.semantic_search(scope, &vector, threshold) {
+        if let Some((entry, similarity)) = self.semantic_search(scope, &text, &vector, threshold) {
             Counters::bump(&self.inner.counters.semantic_hits);
+            if let Some(aliases) = &self.inner.aliases {
+                let alias = Alias {
+                    scope: scope.clone(),
+                    prompt: text,
+                    target: entry.key,
+                    seq: entry.seq,
+                    similarity,
+                };
+                aliases.insert(key, alias);
+            }
             return Lookup::Hit(Hit {
                 entry,
                 source: Source::Semantic,
@@ -79,11 +114,13 @@ impl<V: Send + Sync + 'static> Cache<V> {
         })
     }
 
-    /// Best servable entry at or above `threshold`. Dead candidates are skipped and, when they
-    /// fill the whole window, the window grows, so a dead neighbour never hides a live one.
+    /// Best servable entry at or above `threshold` that the guards and the verifier admit for
+    /// `text`. Dead or turned-away candidates are skipped and, when they fill the whole window,
+    /// the window grows, so they never hide a live, admissible neighbour behind them.
     pub(crate) fn semantic_search(
         &self,
         scope: &Scope,
+        text: &str,
         query: &[f32],
         threshold: f32,
     ) -> Option<(Arc<Entry<V>>, f32)> {
@@ -103,12 +140,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
             search.ef_search
         };
         let mut searcher = segment.searcher(query);
+        let mut analysis = None;
         loop {
             let found = searcher.find(k, ef, threshold);
             for c in &found.candidates {
                 let verified = self
                     .read(&c.key)
-                    .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now));
+                    .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now))
+                    .filter(|e| self.admits(text, &mut analysis, &e.prompt, c.similarity));
                 if let Some(entry) = verified {
                     return Some((entry, c.similarity));
                 }
@@ -128,5 +167,34 @@ impl<V: Send + Sync + 'static> Cache<V> {
             }
             return None;
         }
+    }
+
+    /// Whether the guards, then (in its band) the verifier, let `matched` answer `text`. The
+    /// query is analysed once per lookup, at its first candidate.
+    fn admits(
+        &self,
+        text: &str,
+        analysis: &mut Option<Analysis>,
+        matched: &str,
+        similarity: f32,
+    ) -> bool {
+        let config = &self.inner.config;
+        let counters = &self.inner.counters;
+        if !config.guards.is_none() {
+            let query = analysis.get_or_insert_with(|| Analysis::of(text, config.guards));
+            let candidate = Analysis::of(matched, config.guards);
+            if config.guards.check_analysed(query, &candidate).is_err() {
+                Counters::bump(&counters.guard_rejections);
+                return false;
+            }
+        }
+        if let Some(band) = config.verify.as_ref().filter(|b| b.covers(similarity)) {
+            Counters::bump(&counters.verifier_calls);
+            if !band.verifier.verify(text, matched, similarity) {
+                Counters::bump(&counters.verifier_rejections);
+                return false;
+            }
+        }
+        true
     }
 }

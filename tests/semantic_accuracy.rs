@@ -4,7 +4,7 @@
 mod common;
 
 use common::{brute_best, clustered, fixed, jitter, random_unit};
-use paracache::{Cache, CacheBuilder, Scope};
+use paracache::{Cache, CacheBuilder, Guards, Scope};
 
 const DIM: usize = 48;
 const THRESHOLD: f32 = 0.90;
@@ -30,7 +30,12 @@ fn filled_graph_cache(builder: CacheBuilder<usize>, data: &[Vec<f32>]) -> Cache<
 /// Builds a graph-backed cache over `data` and compares decisions for paraphrase and novel queries.
 fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
     let data = clustered(seed, 1_000, 8, DIM, 0.06);
-    let cache = filled_graph_cache(Cache::builder(DIM).adaptive_search(adaptive), &data);
+    let cache = filled_graph_cache(
+        Cache::builder(DIM)
+            .adaptive_search(adaptive)
+            .guards(Guards::none()),
+        &data,
+    );
     let s = Scope::global();
     let mut rng = common::rng(seed ^ 0xabc);
     let (mut agree, mut hits, mut top1, mut n, mut close) = (0, 0, 0, 0, 0);
@@ -103,6 +108,7 @@ fn dead_neighbours_never_hide_a_live_one() {
         let mut rng = common::rng(42);
         let centre = random_unit(&mut rng, DIM);
         let cache: Cache<usize> = Cache::builder(DIM)
+            .guards(Guards::none())
             .threshold(0.8)
             .flat_limit(flat_limit)
             .max_dead_ratio(0.9) // keep the tombstones in the graph for this test
@@ -151,7 +157,11 @@ fn random_graph_with_paraphrases(seed: u64) -> (Cache<usize>, Vec<(usize, Vec<f3
     let dim = 64;
     let mut rng = common::rng(seed);
     let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
-    let builder = Cache::builder(dim).hnsw(8, 32, 1).adaptive_search(false);
+    let builder = Cache::builder(dim)
+        .hnsw(8, 32, 1)
+        .adaptive_search(false)
+        .guards(Guards::none())
+        .alias_hits(false); // every query is the same text: only its vector differs
     let cache = filled_graph_cache(builder, &data);
     let queries = (0..400)
         .map(|k| (k * 10, jitter(&mut rng, &data[k * 10], 0.01)))

@@ -62,11 +62,16 @@ fn a_paraphrase_waits_for_its_neighbours_computation() {
     let (c, k) = (cache.clone(), calls.clone());
     let results = run_concurrently(8, move |i| {
         let v = [1.0, 0.01 * i as f32]; // all within cos 0.997 of each other
-        c.get_or_insert_with(&Scope::global(), &format!("phrasing {i}"), embed(v), || {
-            k.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(150));
-            Ok::<_, std::io::Error>("shared".to_string())
-        })
+        c.get_or_insert_with(
+            &Scope::global(),
+            &format!("phrasing {}", char::from(b'a' + i as u8)),
+            embed(v),
+            || {
+                k.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(150));
+                Ok::<_, std::io::Error>("shared".to_string())
+            },
+        )
         .unwrap()
     });
     assert_eq!(

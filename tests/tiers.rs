@@ -142,7 +142,7 @@ fn counters_add_up() {
     let s = Scope::global();
     c.insert(&s, "a", vec![1.0, 0.0, 0.0], "A".into()).unwrap();
     let _ = c.lookup(&s, "a", never).unwrap();
-    let _ = c.lookup(&s, "a2", fixed(&[1.0, 0.05, 0.0])).unwrap();
+    let _ = c.lookup(&s, "a, again", fixed(&[1.0, 0.05, 0.0])).unwrap();
     let _ = c.lookup(&s, "z", fixed(&[0.0, 0.0, 1.0])).unwrap();
     let st = c.stats();
     assert_eq!(

@@ -295,6 +295,7 @@ impl Gateway {
         let outcome = match hit.source() {
             Source::Exact => "exact",
             Source::Semantic => "semantic",
+            Source::Alias => "alias",
             Source::Computed => "miss",
         };
         self.metrics.request(outcome);

@@ -12,7 +12,7 @@ type Labels = Vec<(String, String)>;
 /// Counters and latency histograms, rendered by `GET /metrics`.
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Requests by outcome: `exact`, `semantic`, `miss` or `bypass`.
+    /// Requests by outcome: `exact`, `alias`, `semantic`, `miss` or `bypass`.
     requests: Family<Labels, Counter>,
     upstream_errors: Counter,
     lookup_seconds: Histogram,

@@ -1,0 +1,238 @@
+//! What decides whether a semantic candidate is served: cheap lexical guards on the two prompts,
+//! then, in a band of uncertain similarity, the user's verifier.
+
+mod entities;
+mod negation;
+mod numbers;
+mod verifier;
+mod words;
+
+pub use verifier::Verifier;
+pub(crate) use verifier::VerifyBand;
+
+use entities::Names;
+use negation::Polarity;
+use numbers::Quantities;
+use std::fmt;
+
+/// Which guard turned a semantic candidate away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guard {
+    /// The prompts hold different numbers, amounts in different units, or different days or
+    /// months ("after 2 years" / "after 20 years", "3pm Friday" / "3pm tomorrow").
+    Numbers,
+    /// One prompt is negated and the other is not, or they use opposite words
+    /// ("enable" / "disable", "included" / "excluded").
+    Negation,
+    /// Each prompt names something the other does not mention: a capitalised name or a code
+    /// identifier ("Apple" / "Microsoft", `HashMap` / `BTreeMap`).
+    Entities,
+}
+
+impl Guard {
+    /// The lower-case name used in reports (`numbers`, `negation`, `entities`).
+    ///
+    /// ```
+    /// assert_eq!(paracache::Guard::Negation.as_str(), "negation");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::Numbers => "numbers",
+            Guard::Negation => "negation",
+            Guard::Entities => "entities",
+        }
+    }
+}
+
+impl fmt::Display for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Checks on the text of the query and of the matched prompt that a semantic candidate must pass
+/// before it is served. They need no model call (a few microseconds, on candidates only) and
+/// catch the false hits raw cosine lets through: sentence embeddings score "How do I enable
+/// dark mode?" and "How do I disable dark mode?" as near-identical.
+///
+/// Each guard is switchable. They are lexical, English-centric rules: they turn away some true
+/// paraphrases too ("in America" / "in the US" differ in names), which is why each one's cost
+/// and benefit is measured in EVALUATION.md.
+///
+/// ```
+/// use paracache::{Guard, Guards};
+/// let g = Guards::default();
+/// assert_eq!(g.check("How do I enable dark mode?", "How do I disable dark mode?"), Err(Guard::Negation));
+/// assert_eq!(g.check("Is the 9:15 train late?", "Is the 9:45 train late?"), Err(Guard::Numbers));
+/// assert_eq!(g.check("Who is the CEO of Apple?", "Who is the CEO of Microsoft?"), Err(Guard::Entities));
+/// assert_eq!(g.check("Who is the CEO of Microsoft?", "Who runs Microsoft?"), Ok(()));
+/// assert_eq!(Guards::none().check("enable it", "disable it"), Ok(()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guards {
+    numbers: bool,
+    negation: bool,
+    entities: bool,
+}
+
+impl Default for Guards {
+    /// All three guards on: each raises precision on the dev replay at the recommended thresholds
+    /// (EVALUATION.md).
+    fn default() -> Self {
+        Guards::all()
+    }
+}
+
+impl Guards {
+    /// No guard: a candidate at or above the threshold is served on similarity alone.
+    ///
+    /// ```
+    /// assert!(paracache::Guards::none().is_none());
+    /// ```
+    pub const fn none() -> Self {
+        Guards {
+            numbers: false,
+            negation: false,
+            entities: false,
+        }
+    }
+
+    /// Every guard.
+    ///
+    /// ```
+    /// assert_eq!(paracache::Guards::all(), paracache::Guards::none().numbers(true).negation(true).entities(true));
+    /// ```
+    pub const fn all() -> Self {
+        Guards {
+            numbers: true,
+            negation: true,
+            entities: true,
+        }
+    }
+
+    /// Switch the [`Guard::Numbers`] guard.
+    ///
+    /// ```
+    /// let g = paracache::Guards::none().numbers(true);
+    /// assert!(g.check("2 years", "20 years").is_err());
+    /// ```
+    pub const fn numbers(mut self, on: bool) -> Self {
+        self.numbers = on;
+        self
+    }
+
+    /// Switch the [`Guard::Negation`] guard.
+    ///
+    /// ```
+    /// let g = paracache::Guards::none().negation(true);
+    /// assert!(g.check("is it safe", "is it not safe").is_err());
+    /// ```
+    pub const fn negation(mut self, on: bool) -> Self {
+        self.negation = on;
+        self
+    }
+
+    /// Switch the [`Guard::Entities`] guard.
+    ///
+    /// ```
+    /// let g = paracache::Guards::none().entities(true);
+    /// assert!(g.check("Weather in Paris?", "Weather in Rome?").is_err());
+    /// ```
+    pub const fn entities(mut self, on: bool) -> Self {
+        self.entities = on;
+        self
+    }
+
+    /// Whether every guard is off.
+    ///
+    /// ```
+    /// assert!(!paracache::Guards::default().is_none());
+    /// ```
+    pub const fn is_none(&self) -> bool {
+        !(self.numbers || self.negation || self.entities)
+    }
+
+    /// Check a query against a matched prompt: `Err` names the first guard that turns it away.
+    /// Symmetric in its two arguments.
+    ///
+    /// ```
+    /// use paracache::{Guard, Guards};
+    /// assert_eq!(Guards::all().check("What's 15% of 200?", "Calculate fifteen percent of 200"), Ok(()));
+    /// assert_eq!(Guards::all().check("What's 15% of 200?", "What's 50% of 200?"), Err(Guard::Numbers));
+    /// ```
+    pub fn check(&self, query: &str, matched: &str) -> Result<(), Guard> {
+        if self.is_none() {
+            return Ok(());
+        }
+        self.check_analysed(&Analysis::of(query, *self), &Analysis::of(matched, *self))
+    }
+
+    pub(crate) fn check_analysed(&self, a: &Analysis, b: &Analysis) -> Result<(), Guard> {
+        if self.numbers && !a.quantities.agree(&b.quantities) {
+            return Err(Guard::Numbers);
+        }
+        if self.negation && a.polarity.opposes(&b.polarity) {
+            return Err(Guard::Negation);
+        }
+        if self.entities && a.names.conflict(&b.names) {
+            return Err(Guard::Entities);
+        }
+        Ok(())
+    }
+}
+
+/// One prompt read once for every enabled guard, so a query checked against several candidates
+/// is tokenised once.
+#[derive(Debug, Default)]
+pub(crate) struct Analysis {
+    quantities: Quantities,
+    polarity: Polarity,
+    names: Names,
+}
+
+impl Analysis {
+    pub(crate) fn of(prompt: &str, guards: Guards) -> Analysis {
+        let w = words::words(prompt);
+        Analysis {
+            quantities: if guards.numbers {
+                Quantities::of(&w)
+            } else {
+                Quantities::default()
+            },
+            polarity: if guards.negation {
+                Polarity::of(&w)
+            } else {
+                Polarity::default()
+            },
+            names: if guards.entities {
+                Names::of(&w)
+            } else {
+                Names::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_switch_controls_only_its_guard() {
+        let trap = [
+            ("pay after 2 years", "pay after 20 years", Guard::Numbers),
+            ("how to enable it", "how to disable it", Guard::Negation),
+            ("CEO of Apple", "CEO of Microsoft", Guard::Entities),
+        ];
+        for (a, b, guard) in trap {
+            assert_eq!(Guards::all().check(a, b), Err(guard));
+            assert_eq!(Guards::all().check(b, a), Err(guard), "not symmetric");
+            let off = match guard {
+                Guard::Numbers => Guards::all().numbers(false),
+                Guard::Negation => Guards::all().negation(false),
+                Guard::Entities => Guards::all().entities(false),
+            };
+            assert_eq!(off.check(a, b), Ok(()), "{guard} still on");
+        }
+    }
+}

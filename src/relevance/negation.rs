@@ -1,0 +1,197 @@
+//! The negation guard: "how do I enable X" is not answered by "how do I disable X", nor
+//! "what is allowed" by "what is not allowed", though embeddings put them close.
+
+use super::words::{Word, stem};
+
+/// Words that negate on their own.
+const NEGATORS: &[&str] = &[
+    "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "cannot",
+    "without", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt",
+    "wont", "wouldnt", "shouldnt", "havent", "hasnt", "hadnt", "mustnt",
+];
+
+/// Opposite pairs, as [`stem`]s. General words of requests and questions, not a list fitted to
+/// any data set: verbs of settings and accounts, permission, direction, comparison and polarity.
+const OPPOSITES: &[(&str, &str)] = &[
+    ("enabl", "disabl"),
+    ("activat", "deactivat"),
+    ("includ", "exclud"),
+    ("accept", "declin"),
+    ("accept", "reject"),
+    ("approv", "reject"),
+    ("approv", "deny"),
+    ("allow", "prohibit"),
+    ("allow", "forbid"),
+    ("allow", "ban"),
+    ("allow", "block"),
+    ("permit", "prohibit"),
+    ("permitt", "prohibit"),
+    ("add", "remov"),
+    ("add", "delet"),
+    ("creat", "delet"),
+    ("install", "uninstall"),
+    ("open", "clos"),
+    ("start", "stop"),
+    ("start", "end"),
+    ("begin", "end"),
+    ("increas", "decreas"),
+    ("increas", "reduc"),
+    ("rais", "lower"),
+    ("buy", "sell"),
+    ("upload", "download"),
+    ("import", "export"),
+    ("lock", "unlock"),
+    ("block", "unblock"),
+    ("subscrib", "unsubscrib"),
+    ("connect", "disconnect"),
+    ("encrypt", "decrypt"),
+    ("login", "logout"),
+    ("befor", "after"),
+    ("maximum", "minimum"),
+    ("max", "min"),
+    ("more", "less"),
+    ("most", "least"),
+    ("higher", "lower"),
+    ("highest", "lowest"),
+    ("cheap", "expensiv"),
+    ("cheapest", "expensiv"),
+    ("best", "worst"),
+    ("better", "wors"),
+    ("advantag", "disadvantag"),
+    ("pro", "con"),
+    ("tru", "fals"),
+    ("positiv", "negativ"),
+    ("win", "los"),
+    ("gain", "los"),
+    ("hot", "cold"),
+    ("mild", "spicy"),
+    ("legal", "illegal"),
+    ("safe", "unsaf"),
+    ("safe", "dangerou"),
+    ("good", "bad"),
+    ("eligibl", "ineligibl"),
+    ("qualify", "disqualify"),
+    ("pass", "fail"),
+    ("succe", "fail"),
+    ("earliest", "latest"),
+    ("early", "late"),
+    ("first", "last"),
+    ("inbound", "outbound"),
+    ("incom", "outgo"),
+    ("male", "femal"),
+    ("north", "south"),
+    ("east", "west"),
+    ("inadequat", "outstand"),
+    ("agre", "disagre"),
+    ("like", "dislik"),
+    ("visibl", "invisibl"),
+    ("possibl", "impossibl"),
+    ("valid", "invalid"),
+];
+
+/// Negative prefixes that turn a word into its opposite (`lock`/`unlock`, `like`/`dislike`).
+const NEGATIVE_PREFIXES: &[&str] = &["un", "dis", "non", "il", "im", "in", "ir"];
+
+fn negates(w: &Word<'_>) -> bool {
+    let bare: String = w
+        .lower
+        .chars()
+        .filter(|c| *c != '\'' && *c != '’')
+        .collect();
+    NEGATORS.contains(&bare.as_str()) || bare.ends_with("nt") && w.lower.ends_with("n't")
+}
+
+/// What the negation guard compares on one side.
+#[derive(Debug, Default)]
+pub(crate) struct Polarity {
+    negated: bool,
+    stems: Vec<String>,
+}
+
+impl Polarity {
+    pub(crate) fn of(words: &[Word<'_>]) -> Polarity {
+        Polarity {
+            negated: words.iter().any(negates),
+            stems: words.iter().map(|w| stem(&w.lower).to_string()).collect(),
+        }
+    }
+
+    fn has(&self, stem: &str) -> bool {
+        self.stems.iter().any(|s| s == stem)
+    }
+
+    /// Whether one side says the opposite of the other: a negation on one side only, or one
+    /// side using a word whose opposite the other uses instead.
+    pub(crate) fn opposes(&self, other: &Polarity) -> bool {
+        if self.negated != other.negated {
+            return true;
+        }
+        let one_way = |a: &Polarity, b: &Polarity| {
+            OPPOSITES
+                .iter()
+                .any(|(x, y)| a.has(x) && !a.has(y) && b.has(y) && !b.has(x))
+                || a.stems.iter().any(|s| {
+                    !b.has(s)
+                        && NEGATIVE_PREFIXES.iter().any(|p| {
+                            s.strip_prefix(p)
+                                .is_some_and(|base| base.len() >= 4 && b.has(base) && !a.has(base))
+                        })
+                })
+        };
+        one_way(self, other) || one_way(other, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relevance::words::words;
+
+    fn opposes(a: &str, b: &str) -> bool {
+        Polarity::of(&words(a)).opposes(&Polarity::of(&words(b)))
+    }
+
+    #[test]
+    fn negation_on_one_side_opposes() {
+        assert!(opposes("Is it safe?", "Is it not safe?"));
+        assert!(opposes("Why can't I log in?", "Why can I log in?"));
+        assert!(opposes("Why cant I log in", "why can I log in"));
+        assert!(opposes("What is allowed", "What is never allowed"));
+    }
+
+    #[test]
+    fn opposite_words_oppose() {
+        assert!(opposes(
+            "How do I enable dark mode?",
+            "How do I disable dark mode?"
+        ));
+        assert!(opposes("Is the fee included?", "Is the fee excluded?"));
+        assert!(opposes("How do I add a user?", "How do I remove a user?"));
+        assert!(opposes(
+            "How do I lock my card?",
+            "How do I unlock my card?"
+        ));
+        assert!(opposes("Is it legal here?", "Is it illegal here?"));
+    }
+
+    #[test]
+    fn same_polarity_in_other_words_does_not_oppose() {
+        assert!(!opposes(
+            "How do I enable dark mode?",
+            "Switch on the dark theme"
+        ));
+        assert!(!opposes(
+            "I don't recognise a payment",
+            "A payment I didn't make"
+        ));
+        assert!(!opposes(
+            "How do I add and remove users?",
+            "Remove or add a user"
+        ));
+        assert!(!opposes("What is Rust?", "Tell me about Rust"));
+        assert!(!opposes(
+            "Is this information correct?",
+            "Is the info correct?"
+        ));
+    }
+}

@@ -1,0 +1,153 @@
+//! Guards and the verifier: what turns a semantic candidate away, and what it never hides.
+
+mod common;
+
+use common::fixed;
+use paracache::{Cache, Guards, Scope};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn cache(guards: Guards) -> Cache<&'static str> {
+    Cache::builder(2)
+        .threshold(0.9)
+        .guards(guards)
+        .alias_hits(false)
+        .build()
+        .unwrap()
+}
+
+/// Trap pairs whose embeddings are near-identical but whose answers differ.
+const TRAPS: &[(&str, &str)] = &[
+    ("How do I enable dark mode?", "How do I disable dark mode?"),
+    (
+        "Redundancy pay after 2 years",
+        "Redundancy pay after 20 years",
+    ),
+    ("Who is the CEO of Apple?", "Who is the CEO of Microsoft?"),
+    (
+        "Is the call-out fee included?",
+        "Is the call-out fee not included?",
+    ),
+];
+
+#[test]
+fn traps_are_served_on_similarity_alone_and_turned_away_by_the_guards() {
+    for guards in [Guards::none(), Guards::default()] {
+        let c = cache(guards);
+        let s = Scope::global();
+        for (stored, asked) in TRAPS {
+            c.insert(&s, stored, vec![1.0, 0.0], "stored").unwrap();
+            let hit = c.lookup(&s, asked, fixed(&[1.0, 0.02])).unwrap().is_hit();
+            assert_eq!(hit, guards.is_none(), "{asked:?} against {stored:?}");
+            c.clear();
+        }
+        let expected = if guards.is_none() { 0 } else { TRAPS.len() };
+        assert_eq!(c.stats().guard_rejections, expected as u64);
+    }
+}
+
+#[test]
+fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
+    for flat_limit in [10_000, 8] {
+        let c: Cache<usize> = Cache::builder(2)
+            .threshold(0.9)
+            .flat_limit(flat_limit)
+            .background_rebuild(false)
+            .build()
+            .unwrap();
+        let s = Scope::global();
+        // Twenty closer traps (other numbers), then the true paraphrase a little further away.
+        for i in 0..20 {
+            let text = format!("What is the fee for {} people?", i + 3);
+            c.insert(&s, &text, vec![1.0, 0.001 * i as f32], i).unwrap();
+        }
+        c.insert(&s, "What's the fee for two people?", vec![1.0, 0.3], 99)
+            .unwrap();
+        let r = c
+            .lookup(&s, "What is the fee for 2 people?", fixed(&[1.0, 0.0]))
+            .unwrap();
+        assert_eq!(
+            r.hit().map(|h| *h.value()),
+            Some(99),
+            "flat_limit {flat_limit}"
+        );
+    }
+}
+
+#[test]
+fn the_verifier_is_asked_only_inside_its_band_and_decides_there() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let c: Cache<u8> = Cache::builder(2)
+        .threshold(0.8)
+        .alias_hits(false)
+        .verifier(0.95, move |query: &str, matched: &str, sim: f32| {
+            count.fetch_add(1, Ordering::SeqCst);
+            assert!((0.8..0.95).contains(&sim), "asked at {sim}");
+            assert_eq!(matched, "what is rust");
+            query.contains("rust")
+        })
+        .build()
+        .unwrap();
+    let s = Scope::global();
+    c.insert(&s, "what is rust", vec![1.0, 0.0], 1).unwrap();
+    // Exact hits and sure matches never ask.
+    assert!(
+        c.lookup(&s, "what is rust", common::never)
+            .unwrap()
+            .is_hit()
+    );
+    assert!(c.lookup(&s, "rust?", fixed(&[1.0, 0.1])).unwrap().is_hit());
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    // In the band, the verifier decides.
+    let band = [1.0, 0.5]; // cosine 0.894
+    assert!(
+        c.lookup(&s, "tell me of rust", fixed(&band))
+            .unwrap()
+            .is_hit()
+    );
+    assert!(
+        !c.lookup(&s, "tell me of go", fixed(&band))
+            .unwrap()
+            .is_hit()
+    );
+    // Below the threshold it is not asked either.
+    assert!(
+        !c.lookup(&s, "far away", fixed(&[0.0, 1.0]))
+            .unwrap()
+            .is_hit()
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    let st = c.stats();
+    assert_eq!((st.verifier_calls, st.verifier_rejections), (2, 1));
+}
+
+#[test]
+fn guards_run_before_the_verifier_so_it_never_sees_a_trap() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let c: Cache<u8> = Cache::builder(2)
+        .threshold(0.8)
+        .verifier(1.0001, move |_: &str, _: &str, _: f32| {
+            count.fetch_add(1, Ordering::SeqCst);
+            true
+        })
+        .build()
+        .unwrap();
+    let s = Scope::global();
+    c.insert(&s, "How do I enable dark mode?", vec![1.0, 0.0], 1)
+        .unwrap();
+    let trap = c.lookup(&s, "How do I disable dark mode?", fixed(&[1.0, 0.0]));
+    assert!(!trap.unwrap().is_hit());
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_verifier_band_outside_its_range_is_refused() {
+    for below in [-1.0, 1.5, f32::NAN] {
+        let built = Cache::<u8>::builder(2)
+            .verifier(below, |_: &str, _: &str, _: f32| true)
+            .build();
+        assert!(built.is_err(), "band ending at {below} accepted");
+    }
+}

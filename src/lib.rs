@@ -92,6 +92,8 @@ mod vector;
 pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
 pub use cache::Cache;
 pub use clock::{Clock, MockClock, SystemClock};
+#[cfg(feature = "bert")]
+pub use embed::BertEmbedder;
 pub use embed::{Embedder, HashEmbedder};
 pub use error::{BoxError, Error, Result};
 pub use key::normalize;

@@ -36,6 +36,7 @@ const TAG_MODEL: u8 = 2;
 const TAG_SYSTEM: u8 = 3;
 const TAG_PARAM: u8 = 4;
 const TAG_RAW: u8 = 5;
+const TAG_EMBEDDER: u8 = 6;
 
 impl Scope {
     /// The default scope, for single-tenant use.
@@ -168,6 +169,7 @@ pub struct ScopeBuilder {
     tenant: Option<Vec<u8>>,
     model: Option<Vec<u8>>,
     system: Option<Vec<u8>>,
+    embedder: Option<Vec<u8>>,
     params: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
@@ -189,6 +191,30 @@ impl ScopeBuilder {
     /// ```
     pub fn model(mut self, model: impl AsRef<[u8]>) -> Self {
         self.model = Some(model.as_ref().to_vec());
+        self
+    }
+
+    /// The embedding model, by its [`Embedder::model_id`](crate::Embedder::model_id): vectors of
+    /// different models (or settings) then live in different partitions and never meet.
+    ///
+    /// ```
+    /// use paracache::{HashEmbedder, Scope};
+    /// let a = Scope::builder().embedder(&HashEmbedder::new(64)).build();
+    /// assert_ne!(a, Scope::builder().embedder(&HashEmbedder::new(32)).build());
+    /// assert_eq!(a, Scope::builder().embedding_model("paracache-hash-v1-64").build());
+    /// ```
+    pub fn embedder(self, embedder: &dyn crate::Embedder) -> Self {
+        self.embedding_model(embedder.model_id())
+    }
+
+    /// The embedding model by id; see [`embedder`](Self::embedder).
+    ///
+    /// ```
+    /// let s = paracache::Scope::builder().embedding_model("all-MiniLM-L6-v2").build();
+    /// assert_ne!(s, paracache::Scope::builder().model("all-MiniLM-L6-v2").build());
+    /// ```
+    pub fn embedding_model(mut self, model_id: impl AsRef<[u8]>) -> Self {
+        self.embedder = Some(model_id.as_ref().to_vec());
         self
     }
 
@@ -225,6 +251,7 @@ impl ScopeBuilder {
             (TAG_TENANT, &self.tenant),
             (TAG_MODEL, &self.model),
             (TAG_SYSTEM, &self.system),
+            (TAG_EMBEDDER, &self.embedder),
         ] {
             if let Some(p) = part {
                 push_part(&mut enc, tag, p);

@@ -76,3 +76,42 @@ pub(crate) fn brute_best(
 pub(crate) fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
+
+/// The all-MiniLM-L6-v2 directory `.ci/fetch-model` fills (or `$PARACACHE_MODEL_DIR`). `None`,
+/// with a note on stderr, when it is absent, unless `$PARACACHE_REQUIRE_MODEL` is set (CI), in
+/// which case a missing model fails the test.
+pub(crate) fn model_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("PARACACHE_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models/all-MiniLM-L6-v2")
+        });
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("PARACACHE_REQUIRE_MODEL").is_none(),
+        "no model in {}: run .ci/fetch-model",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no model in {} (run .ci/fetch-model)",
+        dir.display()
+    );
+    None
+}
+
+/// The dev data set (`../shared/data/dev`, or `$PARACACHE_DEV_DATA`). `None`, with a note on
+/// stderr, when it is absent: it is internal data that never ships with the crate.
+pub(crate) fn dev_data() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("PARACACHE_DEV_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/dev")
+        });
+    if dir.join("texts.jsonl").exists() {
+        return Some(dir);
+    }
+    eprintln!("skipped: no dev data in {}", dir.display());
+    None
+}

@@ -1,31 +1,7 @@
-//! Embedders: the trait the cache's callers implement, and an offline default.
+//! The offline default embedder: lexical feature hashing, no model to download.
 
+use super::Embedder;
 use crate::error::BoxError;
-
-/// Turns text into a vector. Implement it for your model; pass it to lookups as
-/// `|text| embedder.embed(text)`.
-///
-/// `model_id` should be part of your [`crate::Scope`] (e.g. as a `param`) so that vectors of two
-/// models never meet in one index.
-///
-/// ```
-/// use paracache::{Embedder, HashEmbedder};
-/// let e = HashEmbedder::new(256);
-/// assert_eq!(e.embed("hello world").unwrap().len(), e.dimension());
-/// assert_eq!(e.embed_batch(&["a", "b"]).unwrap().len(), 2);
-/// ```
-pub trait Embedder: Send + Sync {
-    /// A stable identifier of the model and its settings.
-    fn model_id(&self) -> &str;
-    /// Length of the vectors it returns.
-    fn dimension(&self) -> usize;
-    /// Embed one text.
-    fn embed(&self, text: &str) -> Result<Vec<f32>, BoxError>;
-    /// Embed many texts; the default calls [`Self::embed`] for each.
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
-        texts.iter().map(|t| self.embed(t)).collect()
-    }
-}
 
 /// An offline, dependency-free, *lexical* embedder: feature hashing of lower-cased words and their
 /// character trigrams into a fixed-size vector, L2-normalized.

@@ -1,0 +1,118 @@
+//! The `bert` feature's embedder against the vectors sentence-transformers made for the dev set.
+#![cfg(feature = "bert")]
+
+mod common;
+
+use paracache::{BertEmbedder, Embedder, Scope};
+use std::sync::OnceLock;
+
+fn embedder() -> Option<&'static BertEmbedder> {
+    static E: OnceLock<Option<BertEmbedder>> = OnceLock::new();
+    E.get_or_init(|| common::model_dir().map(|d| BertEmbedder::from_dir(d).unwrap()))
+        .as_ref()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn every_dev_text_matches_sentence_transformers_to_cosine_0_999() {
+    let (Some(e), Some(data)) = (embedder(), common::dev_data()) else {
+        return;
+    };
+    let texts: Vec<(usize, String)> = std::fs::read_to_string(data.join("texts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_u64().unwrap() as usize,
+                v["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let raw = std::fs::read(data.join("embeddings.f32")).unwrap();
+    let reference: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let dim = e.dimension();
+    assert_eq!(reference.len(), texts.len() * dim);
+    let mut worst = (1.0f32, String::new());
+    for batch in texts.chunks(32) {
+        let strs: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
+        for ((id, text), v) in batch.iter().zip(e.embed_batch(&strs).unwrap()) {
+            let cos = dot(&v, &reference[id * dim..(id + 1) * dim]);
+            if cos < worst.0 {
+                worst = (cos, text.clone());
+            }
+        }
+    }
+    eprintln!(
+        "{} texts, lowest cosine {} ({:?})",
+        texts.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(worst.0 >= 0.999, "cosine {} for {:?}", worst.0, worst.1);
+}
+
+#[test]
+fn one_text_alone_or_in_a_padded_batch_gives_the_same_unit_vector() {
+    let Some(e) = embedder() else { return };
+    let texts = [
+        "short",
+        "a much longer question about the many ways to cache answers",
+        "",
+    ];
+    let batch = e.embed_batch(&texts).unwrap();
+    assert_eq!(batch.len(), texts.len());
+    for (text, b) in texts.iter().zip(&batch) {
+        let single = e.embed(text).unwrap();
+        assert_eq!(single.len(), 384);
+        assert!(
+            (dot(&single, &single) - 1.0).abs() < 1e-4,
+            "{text:?} not unit"
+        );
+        assert!(
+            dot(&single, b) > 0.9999,
+            "{text:?}: padding changed the vector"
+        );
+    }
+    assert!(e.embed_batch(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn paraphrases_score_above_unrelated_texts() {
+    let Some(e) = embedder() else { return };
+    let v = e
+        .embed_batch(&[
+            "How do I reset my password?",
+            "I forgot my password, how can I change it?",
+            "What is the capital of France?",
+        ])
+        .unwrap();
+    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.3);
+}
+
+#[test]
+fn the_model_id_names_weights_and_truncation_and_separates_scopes() {
+    let Some(e) = embedder() else { return };
+    let id = e.model_id().to_string();
+    assert!(id.starts_with("bert-mean-l2-256-"), "{id}");
+    let dir = common::model_dir().unwrap();
+    let shorter = BertEmbedder::from_dir(&dir)
+        .unwrap()
+        .with_max_tokens(128)
+        .unwrap();
+    assert_ne!(shorter.model_id(), id);
+    assert_eq!(
+        BertEmbedder::from_dir(&dir).unwrap().model_id(),
+        id,
+        "not stable"
+    );
+    let scope = |e: &dyn Embedder| Scope::builder().tenant("t").embedder(e).build();
+    assert_ne!(scope(e), scope(&shorter));
+    assert!(shorter.with_max_tokens(1).is_err());
+}

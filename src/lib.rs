@@ -70,6 +70,7 @@
 mod alias;
 mod builder;
 mod cache;
+mod calibrate;
 mod clock;
 mod config;
 mod embed;
@@ -91,6 +92,7 @@ mod vector;
 
 pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
 pub use cache::Cache;
+pub use calibrate::{Calibration, CalibrationError, CurvePoint};
 pub use clock::{Clock, MockClock, SystemClock};
 #[cfg(feature = "bert")]
 pub use embed::BertEmbedder;

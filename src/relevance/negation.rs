@@ -5,14 +5,15 @@ use super::words::{Word, stem};
 
 /// Words that negate on their own.
 const NEGATORS: &[&str] = &[
-    "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "cannot",
-    "without", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt",
+    "not", "no", "non", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor",
+    "cannot", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt",
     "wont", "wouldnt", "shouldnt", "havent", "hasnt", "hadnt", "mustnt",
 ];
 
 /// Opposite pairs, as [`stem`]s. General words of requests and questions, not a list fitted to
 /// any data set: verbs of settings and accounts, permission, direction, comparison and polarity.
 const OPPOSITES: &[(&str, &str)] = &[
+    ("with", "without"),
     ("enabl", "disabl"),
     ("activat", "deactivat"),
     ("includ", "exclud"),
@@ -101,6 +102,19 @@ fn negates(w: &Word<'_>) -> bool {
     NEGATORS.contains(&bare.as_str()) || bare.ends_with("nt") && w.lower.ends_with("n't")
 }
 
+/// Whether the word at `i` negates the clause, not just asks for the other side: "why or why
+/// not?", "…or not?" and "should/shouldn't" weigh both answers and negate nothing.
+fn negates_at(words: &[Word<'_>], i: usize) -> bool {
+    let w = &words[i];
+    if !negates(w) {
+        return false;
+    }
+    let prev = i.checked_sub(1).map(|p| words[p].lower.as_str());
+    let tag = matches!(prev, Some("or" | "why")) && w.lower == "not";
+    let both_ways = w.text.contains('/');
+    !(tag || both_ways)
+}
+
 /// What the negation guard compares on one side.
 #[derive(Debug, Default)]
 pub(crate) struct Polarity {
@@ -111,7 +125,7 @@ pub(crate) struct Polarity {
 impl Polarity {
     pub(crate) fn of(words: &[Word<'_>]) -> Polarity {
         Polarity {
-            negated: words.iter().any(negates),
+            negated: (0..words.len()).any(|i| negates_at(words, i)),
             stems: words.iter().map(|w| stem(&w.lower).to_string()).collect(),
         }
     }
@@ -172,6 +186,10 @@ mod tests {
             "How do I unlock my card?"
         ));
         assert!(opposes("Is it legal here?", "Is it illegal here?"));
+        assert!(opposes(
+            "Can I fly with a passport?",
+            "Can I fly without a passport?"
+        ));
     }
 
     #[test]

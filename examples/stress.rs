@@ -215,6 +215,9 @@ fn main() {
     let mut builder = Cache::builder(DIM)
         .max_entries(entries as u64 * 11 / 10)
         .threshold(THRESHOLD)
+        // Every paraphrase lookup shares one text and differs in its vector: aliases would turn
+        // them into exact hits, and this runner measures the semantic tier.
+        .alias_hits(false)
         .clock(clock.clone());
     if ttl > 0 {
         builder = builder.time_to_live(Duration::from_secs(ttl));

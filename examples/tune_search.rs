@@ -44,6 +44,7 @@ fn main() {
         let cache: Cache<usize> = Cache::builder(DIM)
             .max_entries(n as u64 * 2)
             .threshold(threshold)
+            .alias_hits(false) // the check's queries share one text; only their vectors differ
             .hnsw(m, 200, 64)
             .flat_limit(0)
             .background_rebuild(false)

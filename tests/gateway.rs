@@ -145,6 +145,13 @@ async fn a_rewording_is_a_semantic_hit() {
     );
     assert!(reworded.similarity.unwrap() >= 0.85);
     assert_eq!(content(&reworded), content(&first));
+    // The rewording is now an alias: answered by the exact tier, with its first similarity.
+    let again = ask(&url, "k1", chat("how do I reset my password")).await;
+    assert_eq!(
+        (again.cache.as_str(), again.similarity),
+        ("alias", reworded.similarity)
+    );
+    assert_eq!(content(&again), content(&first));
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 

@@ -63,8 +63,10 @@ impl Gateway {
         cache: Cache<Completion>,
         embedder: HashEmbedder,
         upstream: Upstream,
-        policy: Policy,
+        mut policy: Policy,
     ) -> Self {
+        // Vectors of another embedder (or of other settings) must never meet these.
+        policy.embedding_model = embedder.model_id().to_string();
         Gateway {
             cache,
             embedder,

@@ -85,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstream = upstream::Upstream::new(&args.upstream, args.timeout)?;
     let policy = policy::Policy {
         max_temperature: args.max_temperature,
+        ..policy::Policy::default()
     };
     let gateway = Arc::new(app::Gateway::new(cache, embedder, upstream, policy));
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;

@@ -42,12 +42,15 @@ pub(crate) enum Decision {
 pub(crate) struct Policy {
     /// Requests sampled hotter than this are not cached: their caller asked for variety.
     pub(crate) max_temperature: f64,
+    /// The embedder's model id, part of every scope (the gateway sets it from its embedder).
+    pub(crate) embedding_model: String,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             max_temperature: 1.0,
+            embedding_model: String::new(),
         }
     }
 }
@@ -112,6 +115,7 @@ impl Policy {
                     .unwrap_or_default(),
             )
             .system_prompt(system)
+            .embedding_model(&self.embedding_model)
             // serde_json's map is ordered by key, so equal parameters encode equally.
             .param("request", Value::Object(params).to_string())
             .param("history", hex(&history.finalize()))

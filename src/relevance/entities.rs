@@ -52,22 +52,25 @@ fn same_name(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    (short.len() >= 4 && long.starts_with(short))
-        || (long.len() >= 5 && one_edit_apart(short, long))
+    (short.len() >= 4 && long.starts_with(&short))
+        || (long.len() >= 5 && one_edit_apart(&short, &long))
 }
 
-/// Levenshtein distance of exactly one (`short` no longer than `long`).
-fn one_edit_apart(short: &str, long: &str) -> bool {
-    let (s, l): (Vec<char>, Vec<char>) = (short.chars().collect(), long.chars().collect());
-    if l.len() - s.len() > 1 {
+/// Levenshtein distance of at most one, for `short` no longer than `long` (in characters).
+fn one_edit_apart(short: &[char], long: &[char]) -> bool {
+    if long.len() - short.len() > 1 {
         return false;
     }
-    let prefix = s.iter().zip(&l).take_while(|(x, y)| x == y).count();
-    if s.len() == l.len() {
-        s[prefix + 1..] == l[prefix + 1..]
+    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    if prefix == short.len() {
+        return true; // equal, or `long` is `short` plus one character
+    }
+    if short.len() == long.len() {
+        short[prefix + 1..] == long[prefix + 1..]
     } else {
-        s[prefix..] == l[prefix + 1..]
+        short[prefix..] == long[prefix + 1..]
     }
 }
 

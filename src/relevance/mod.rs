@@ -216,6 +216,19 @@ impl Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, however odd: no panic, a prompt always agrees with itself, and the answer
+        /// does not depend on which side is the query.
+        #[test]
+        fn total_reflexive_and_symmetric(a in "\\PC{0,40}", b in "[a-zA-Z0-9 .,:'%$£?!_-]{0,40}") {
+            let g = Guards::all();
+            prop_assert_eq!(g.check(&a, &a), Ok(()));
+            prop_assert_eq!(g.check(&b, &b), Ok(()));
+            prop_assert_eq!(g.check(&a, &b), g.check(&b, &a));
+        }
+    }
 
     #[test]
     fn each_switch_controls_only_its_guard() {

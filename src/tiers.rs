@@ -17,6 +17,12 @@ use std::sync::atomic::Ordering;
 /// How many candidates the first search asks for; dead ones make it ask for more.
 const FIRST_K: usize = 4;
 
+/// Candidates at or above the threshold that the guards or the verifier may turn away in one
+/// lookup before it is decided as a miss. Each costs a check (and the verifier a model call);
+/// when this many close prompts in one scope all ask something else, a further one that does
+/// not is unlikely, and a miss is always a safe answer.
+pub(crate) const MAX_TURNED_AWAY: usize = 16;
+
 impl<V> crate::cache::Inner<V> {
     /// The search effort in force (see [`Cache::set_search`]).
     pub(crate) fn search(&self) -> SearchParams {
@@ -141,15 +147,26 @@ impl<V: Send + Sync + 'static> Cache<V> {
         };
         let mut searcher = segment.searcher(query);
         let mut analysis = None;
+        // Turned-away candidates, by insert, so a grown window does not check them again.
+        let mut turned_away: Vec<u64> = Vec::new();
         loop {
             let found = searcher.find(k, ef, threshold);
             for c in &found.candidates {
-                let verified = self
+                if turned_away.contains(&c.seq) {
+                    continue;
+                }
+                let Some(entry) = self
                     .read(&c.key)
                     .filter(|e| e.seq == c.seq && e.scope == *scope && self.servable(e, now))
-                    .filter(|e| self.admits(text, &mut analysis, &e.prompt, c.similarity));
-                if let Some(entry) = verified {
+                else {
+                    continue;
+                };
+                if self.admits(text, &mut analysis, &entry.prompt, c.similarity) {
                     return Some((entry, c.similarity));
+                }
+                turned_away.push(c.seq);
+                if turned_away.len() >= MAX_TURNED_AWAY {
+                    return None;
                 }
             }
             let window_all_above = found.raw_len == k && found.raw_worst >= threshold;

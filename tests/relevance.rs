@@ -56,8 +56,8 @@ fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
             .build()
             .unwrap();
         let s = Scope::global();
-        // Twenty closer traps (other numbers), then the true paraphrase a little further away.
-        for i in 0..20 {
+        // Ten closer traps (other numbers), then the true paraphrase a little further away.
+        for i in 0..10 {
             let text = format!("What is the fee for {} people?", i + 3);
             c.insert(&s, &text, vec![1.0, 0.001 * i as f32], i).unwrap();
         }
@@ -71,6 +71,31 @@ fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
             Some(99),
             "flat_limit {flat_limit}"
         );
+        assert_eq!(c.stats().guard_rejections, 10, "each trap is checked once");
+    }
+}
+
+#[test]
+fn a_lookup_turns_away_at_most_sixteen_candidates_then_misses() {
+    for flat_limit in [10_000, 8] {
+        let c: Cache<usize> = Cache::builder(2)
+            .threshold(0.9)
+            .flat_limit(flat_limit)
+            .background_rebuild(false)
+            .build()
+            .unwrap();
+        let s = Scope::global();
+        for i in 0..40 {
+            let text = format!("What is the fee for {} people?", i + 3);
+            c.insert(&s, &text, vec![1.0, 0.001 * i as f32], i).unwrap();
+        }
+        c.insert(&s, "What's the fee for two people?", vec![1.0, 0.3], 99)
+            .unwrap();
+        let r = c
+            .lookup(&s, "What is the fee for 2 people?", fixed(&[1.0, 0.0]))
+            .unwrap();
+        assert!(!r.is_hit(), "flat_limit {flat_limit}");
+        assert_eq!(c.stats().guard_rejections, 16);
     }
 }
 

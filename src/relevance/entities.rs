@@ -1,7 +1,8 @@
 //! The entities guard: "the CEO of Apple" does not answer "the CEO of Microsoft", nor a question
 //! about `HashMap` one about `BTreeMap`.
 
-use super::words::Word;
+use super::words::{Word, WordList};
+use std::borrow::Cow;
 
 /// Capitalised words that are not names: the pronoun "I" and words that are only capitalised
 /// for emphasis or in title case are filtered out because the other side is compared
@@ -12,7 +13,7 @@ const NOT_NAMES: &[&str] = &["i", "i'm", "i've", "i'd", "i'll", "ok", "okay"];
 /// anywhere but at the start of a sentence, or shaped like code (`snake_case`, `a::b`,
 /// `obj.method`, `camelCase`, `f()`) anywhere.
 fn is_name(w: &Word<'_>) -> bool {
-    if NOT_NAMES.contains(&w.lower.as_str()) {
+    if NOT_NAMES.contains(&w.lower.as_ref()) {
         return false;
     }
     let code_shaped = w.text.contains('_')
@@ -34,13 +35,25 @@ fn dotted_identifier(text: &str) -> bool {
 
 /// A word folded for matching names: lower case, without dots and apostrophes (`U.S.A.` →
 /// `usa`, `Asperger's` → `aspergers`), and without a plural `s` (`IITs` → `iit`).
-fn fold(lower: &str) -> String {
-    let mut f: String = lower
-        .chars()
-        .filter(|c| !matches!(c, '.' | '\'' | '’'))
-        .collect();
+fn fold(lower: &str) -> Cow<'_, str> {
+    let mut f = if lower.contains(['.', '\'', '’']) {
+        Cow::Owned(
+            lower
+                .chars()
+                .filter(|c| !matches!(c, '.' | '\'' | '’'))
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(lower)
+    };
     if f.len() > 3 && f.ends_with('s') && !f.ends_with("ss") {
-        f.pop();
+        f = match f {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[..b.len() - 1]),
+            Cow::Owned(mut o) => {
+                o.pop();
+                Cow::Owned(o)
+            }
+        };
     }
     f
 }
@@ -52,14 +65,22 @@ fn same_name(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
+    if a.is_ascii() && b.is_ascii() {
+        return close(a.as_bytes(), b.as_bytes());
+    }
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    close(&a, &b)
+}
+
+/// [`same_name`] on characters (bytes for ASCII, so the common case allocates nothing).
+fn close<T: PartialEq>(a: &[T], b: &[T]) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    (short.len() >= 4 && long.starts_with(&short))
-        || (long.len() >= 5 && one_edit_apart(&short, &long))
+    (short.len() >= 4 && long.starts_with(short))
+        || (long.len() >= 5 && one_edit_apart(short, long))
 }
 
 /// Levenshtein distance of at most one, for `short` no longer than `long` (in characters).
-fn one_edit_apart(short: &[char], long: &[char]) -> bool {
+fn one_edit_apart<T: PartialEq>(short: &[T], long: &[T]) -> bool {
     if long.len() - short.len() > 1 {
         return false;
     }
@@ -99,7 +120,7 @@ fn acronyms(words: &[Word<'_>]) -> Vec<String> {
                 .unwrap_or_default();
             all.push_str(&initial);
             capitals.push_str(&initial);
-        } else if !capitals.is_empty() && NAME_JOINERS.contains(&w.lower.as_str()) {
+        } else if !capitals.is_empty() && NAME_JOINERS.contains(&w.lower.as_ref()) {
             all.extend(w.lower.chars().next());
         } else {
             flush(&mut all, &mut capitals);
@@ -115,22 +136,24 @@ pub(crate) struct Names {
     names: Vec<String>,
     /// Every word folded, and the acronyms of its capitalised runs, so names match across case,
     /// punctuation, plural and abbreviation.
-    words: Vec<String>,
+    words: WordList,
 }
 
 impl Names {
     pub(crate) fn of(words: &[Word<'_>]) -> Names {
-        let mut all: Vec<String> = words.iter().map(|w| fold(&w.lower)).collect();
-        all.extend(acronyms(words));
-        Names {
-            names: words
-                .iter()
-                .filter(|w| is_name(w))
-                .map(|w| fold(&w.lower))
-                .filter(|n| !n.is_empty())
-                .collect(),
-            words: all,
+        let mut all = WordList::default();
+        let mut names = Vec::new();
+        for w in words {
+            let folded = fold(&w.lower);
+            all.push(&folded);
+            if is_name(w) && !folded.is_empty() {
+                names.push(folded.into_owned());
+            }
         }
+        for acronym in acronyms(words) {
+            all.push(&acronym);
+        }
+        Names { names, words: all }
     }
 
     fn has_name_missing_from(&self, other: &Names) -> bool {

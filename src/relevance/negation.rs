@@ -1,7 +1,9 @@
 //! The negation guard: "how do I enable X" is not answered by "how do I disable X", nor
 //! "what is allowed" by "what is not allowed", though embeddings put them close.
 
-use super::words::{Word, stem};
+use super::words::{Word, WordList, stem};
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Words that negate on their own.
 const NEGATORS: &[&str] = &[
@@ -90,10 +92,28 @@ const OPPOSITES: &[(&str, &str)] = &[
     ("valid", "invalid"),
 ];
 
+/// The pairs of [`OPPOSITES`] a stem is in, with the stem first: read-only, built once.
+fn opposites_of(stem: &str) -> &'static [(&'static str, &'static str)] {
+    type Table = HashMap<&'static str, Vec<(&'static str, &'static str)>>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = Table::new();
+        for &(x, y) in OPPOSITES {
+            t.entry(x).or_default().push((x, y));
+            t.entry(y).or_default().push((y, x));
+        }
+        t
+    });
+    table.get(stem).map_or(&[], Vec::as_slice)
+}
+
 /// Negative prefixes that turn a word into its opposite (`lock`/`unlock`, `like`/`dislike`).
 const NEGATIVE_PREFIXES: &[&str] = &["un", "dis", "non", "il", "im", "in", "ir"];
 
 fn negates(w: &Word<'_>) -> bool {
+    if !w.lower.contains(['\'', '’']) {
+        return NEGATORS.contains(&w.lower.as_ref());
+    }
     let bare: String = w
         .lower
         .chars()
@@ -109,7 +129,7 @@ fn negates_at(words: &[Word<'_>], i: usize) -> bool {
     if !negates(w) {
         return false;
     }
-    let prev = i.checked_sub(1).map(|p| words[p].lower.as_str());
+    let prev = i.checked_sub(1).map(|p| words[p].lower.as_ref());
     let tag = matches!(prev, Some("or" | "why")) && w.lower == "not";
     let both_ways = w.text.contains('/');
     !(tag || both_ways)
@@ -119,19 +139,30 @@ fn negates_at(words: &[Word<'_>], i: usize) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Polarity {
     negated: bool,
-    stems: Vec<String>,
+    /// Every word's stem.
+    stems: WordList,
+    /// (a stem of this side, one of its opposites), for every stem that has opposites.
+    opposites: Vec<(&'static str, &'static str)>,
 }
 
 impl Polarity {
     pub(crate) fn of(words: &[Word<'_>]) -> Polarity {
+        let mut stems = WordList::default();
+        let mut opposites = Vec::new();
+        for w in words {
+            let s = stem(&w.lower);
+            stems.push(s);
+            opposites.extend_from_slice(opposites_of(s));
+        }
         Polarity {
             negated: (0..words.len()).any(|i| negates_at(words, i)),
-            stems: words.iter().map(|w| stem(&w.lower).to_string()).collect(),
+            stems,
+            opposites,
         }
     }
 
     fn has(&self, stem: &str) -> bool {
-        self.stems.iter().any(|s| s == stem)
+        self.stems.contains(stem)
     }
 
     /// Whether one side says the opposite of the other: a negation on one side only, or one
@@ -141,15 +172,14 @@ impl Polarity {
             return true;
         }
         let one_way = |a: &Polarity, b: &Polarity| {
-            OPPOSITES
+            a.opposites
                 .iter()
-                .any(|(x, y)| a.has(x) && !a.has(y) && b.has(y) && !b.has(x))
+                .any(|&(x, y)| !a.has(y) && b.has(y) && !b.has(x))
                 || a.stems.iter().any(|s| {
-                    !b.has(s)
-                        && NEGATIVE_PREFIXES.iter().any(|p| {
-                            s.strip_prefix(p)
-                                .is_some_and(|base| base.len() >= 4 && b.has(base) && !a.has(base))
-                        })
+                    NEGATIVE_PREFIXES.iter().any(|p| {
+                        s.strip_prefix(p)
+                            .is_some_and(|base| base.len() >= 4 && b.has(base) && !a.has(base))
+                    }) && !b.has(s)
                 })
         };
         one_way(self, other) || one_way(other, self)

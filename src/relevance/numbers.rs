@@ -6,158 +6,117 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Numbers written as words; "one" is left out because it is more often a pronoun
 /// ("which one is better?") than a count.
-const NUMBER_WORDS: &[(&str, &str)] = &[
-    ("zero", "0"),
-    ("two", "2"),
-    ("three", "3"),
-    ("four", "4"),
-    ("five", "5"),
-    ("six", "6"),
-    ("seven", "7"),
-    ("eight", "8"),
-    ("nine", "9"),
-    ("ten", "10"),
-    ("eleven", "11"),
-    ("twelve", "12"),
-    ("thirteen", "13"),
-    ("fourteen", "14"),
-    ("fifteen", "15"),
-    ("sixteen", "16"),
-    ("seventeen", "17"),
-    ("eighteen", "18"),
-    ("nineteen", "19"),
-    ("twenty", "20"),
-    ("thirty", "30"),
-    ("forty", "40"),
-    ("fifty", "50"),
-    ("sixty", "60"),
-    ("seventy", "70"),
-    ("eighty", "80"),
-    ("ninety", "90"),
-    ("hundred", "100"),
-    ("thousand", "1000"),
-    ("million", "1000000"),
-    ("billion", "1000000000"),
-    ("half", "0.5"),
-    ("twice", "2"),
-    ("double", "2"),
-    ("triple", "3"),
-    ("second", "2"),
-    ("third", "3"),
-    ("fourth", "4"),
-    ("fifth", "5"),
-];
+fn number_word(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "zero" => "0",
+        "two" | "twice" | "double" | "second" => "2",
+        "three" | "triple" | "third" => "3",
+        "four" | "fourth" => "4",
+        "five" | "fifth" => "5",
+        "six" => "6",
+        "seven" => "7",
+        "eight" => "8",
+        "nine" => "9",
+        "ten" => "10",
+        "eleven" => "11",
+        "twelve" => "12",
+        "thirteen" => "13",
+        "fourteen" => "14",
+        "fifteen" => "15",
+        "sixteen" => "16",
+        "seventeen" => "17",
+        "eighteen" => "18",
+        "nineteen" => "19",
+        "twenty" => "20",
+        "thirty" => "30",
+        "forty" => "40",
+        "fifty" => "50",
+        "sixty" => "60",
+        "seventy" => "70",
+        "eighty" => "80",
+        "ninety" => "90",
+        "hundred" => "100",
+        "thousand" => "1000",
+        "million" => "1000000",
+        "billion" => "1000000000",
+        "half" => "0.5",
+        _ => return None,
+    })
+}
 
 /// Units that change what a number means, with their spellings folded to one name.
-const UNITS: &[(&str, &str)] = &[
-    ("%", "%"),
-    ("percent", "%"),
-    ("am", "am"),
-    ("pm", "pm"),
-    ("km", "km"),
-    ("kilometre", "km"),
-    ("kilometer", "km"),
-    ("kilometres", "km"),
-    ("kilometers", "km"),
-    ("mile", "mi"),
-    ("miles", "mi"),
-    ("mi", "mi"),
-    ("m", "m"),
-    ("metre", "m"),
-    ("meter", "m"),
-    ("metres", "m"),
-    ("meters", "m"),
-    ("cm", "cm"),
-    ("mm", "mm"),
-    ("kg", "kg"),
-    ("kilo", "kg"),
-    ("kilos", "kg"),
-    ("g", "g"),
-    ("gram", "g"),
-    ("grams", "g"),
-    ("lb", "lb"),
-    ("lbs", "lb"),
-    ("oz", "oz"),
-    ("l", "l"),
-    ("litre", "l"),
-    ("liter", "l"),
-    ("litres", "l"),
-    ("liters", "l"),
-    ("ml", "ml"),
-    ("kb", "kb"),
-    ("mb", "mb"),
-    ("gb", "gb"),
-    ("tb", "tb"),
-    ("hz", "hz"),
-    ("khz", "khz"),
-    ("mhz", "mhz"),
-    ("ghz", "ghz"),
-    ("mph", "mph"),
-    ("kph", "kph"),
-    ("c", "c"),
-    ("celsius", "c"),
-    ("f", "f"),
-    ("fahrenheit", "f"),
-    ("second", "s"),
-    ("seconds", "s"),
-    ("minute", "min"),
-    ("minutes", "min"),
-    ("hour", "h"),
-    ("hours", "h"),
-    ("hr", "h"),
-    ("hrs", "h"),
-    ("day", "day"),
-    ("days", "day"),
-    ("week", "week"),
-    ("weeks", "week"),
-    ("month", "month"),
-    ("months", "month"),
-    ("year", "year"),
-    ("years", "year"),
-    ("$", "$"),
-    ("£", "£"),
-    ("€", "€"),
-    ("¥", "¥"),
-    ("dollar", "$"),
-    ("dollars", "$"),
-    ("usd", "$"),
-    ("euro", "€"),
-    ("euros", "€"),
-    ("eur", "€"),
-    ("gbp", "£"),
-    ("yen", "¥"),
-];
+fn unit_name(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "%" | "percent" => "%",
+        "am" => "am",
+        "pm" => "pm",
+        "km" | "kilometre" | "kilometer" | "kilometres" | "kilometers" => "km",
+        "mile" | "miles" | "mi" => "mi",
+        "m" | "metre" | "meter" | "metres" | "meters" => "m",
+        "cm" => "cm",
+        "mm" => "mm",
+        "kg" | "kilo" | "kilos" => "kg",
+        "g" | "gram" | "grams" => "g",
+        "lb" | "lbs" => "lb",
+        "oz" => "oz",
+        "l" | "litre" | "liter" | "litres" | "liters" => "l",
+        "ml" => "ml",
+        "kb" => "kb",
+        "mb" => "mb",
+        "gb" => "gb",
+        "tb" => "tb",
+        "hz" => "hz",
+        "khz" => "khz",
+        "mhz" => "mhz",
+        "ghz" => "ghz",
+        "mph" => "mph",
+        "kph" => "kph",
+        "c" | "celsius" => "c",
+        "f" | "fahrenheit" => "f",
+        "second" | "seconds" => "s",
+        "minute" | "minutes" => "min",
+        "hour" | "hours" | "hr" | "hrs" => "h",
+        "day" | "days" => "day",
+        "week" | "weeks" => "week",
+        "month" | "months" => "month",
+        "year" | "years" => "year",
+        "$" | "dollar" | "dollars" | "usd" => "$",
+        "£" | "gbp" => "£",
+        "€" | "euro" | "euros" | "eur" => "€",
+        "¥" | "yen" => "¥",
+        _ => return None,
+    })
+}
 
 /// Names of days and months and the relative days; "may" is left out (a verb far more often).
-const DATE_WORDS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "weekday",
-    "weekend",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "today",
-    "tonight",
-    "tomorrow",
-    "yesterday",
-];
-
-fn lookup<'t>(table: &[(&str, &'t str)], word: &str) -> Option<&'t str> {
-    table.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
+fn is_date_word(word: &str) -> bool {
+    matches!(
+        word,
+        "monday"
+            | "tuesday"
+            | "wednesday"
+            | "thursday"
+            | "friday"
+            | "saturday"
+            | "sunday"
+            | "weekday"
+            | "weekend"
+            | "january"
+            | "february"
+            | "march"
+            | "april"
+            | "june"
+            | "july"
+            | "august"
+            | "september"
+            | "october"
+            | "november"
+            | "december"
+            | "today"
+            | "tonight"
+            | "tomorrow"
+            | "yesterday"
+    )
 }
 
 /// What the numbers guard compares on one side.
@@ -173,23 +132,23 @@ impl Quantities {
     pub(crate) fn of(words: &[Word<'_>]) -> Quantities {
         let mut q = Quantities::default();
         for (i, w) in words.iter().enumerate() {
-            let next = words.get(i + 1).map(|n| n.lower.as_str());
+            let next = words.get(i + 1).map(|n| n.lower.as_ref());
             if let Some((value, unit)) = split_number(&w.lower) {
                 let units = q.values.entry(value).or_default();
                 let explicit = [
-                    unit.and_then(|u| lookup(UNITS, u)),
-                    next.and_then(|n| lookup(UNITS, n)),
+                    unit.and_then(unit_name),
+                    next.and_then(unit_name),
                     w.percent.then_some("%"),
                     w.currency
-                        .and_then(|c| lookup(UNITS, c.encode_utf8(&mut [0; 4]))),
+                        .and_then(|c| unit_name(c.encode_utf8(&mut [0; 4]))),
                 ];
                 units.extend(explicit.into_iter().flatten());
-            } else if let Some(value) = lookup(NUMBER_WORDS, &w.lower) {
+            } else if let Some(value) = number_word(&w.lower) {
                 let units = q.values.entry(value.to_string()).or_default();
-                units.extend(next.and_then(|n| lookup(UNITS, n)));
+                units.extend(next.and_then(unit_name));
             }
             let day = w.lower.strip_suffix('s').unwrap_or(&w.lower);
-            if DATE_WORDS.contains(&day) || DATE_WORDS.contains(&w.lower.as_str()) {
+            if is_date_word(day) || is_date_word(&w.lower) {
                 q.dates.insert(day.to_string());
             }
         }

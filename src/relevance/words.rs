@@ -1,13 +1,15 @@
 //! The words of a prompt as the guards see them: whitespace-separated chunks with the punctuation
 //! around them trimmed, each knowing whether it starts a sentence.
 
+use std::borrow::Cow;
+
 /// One word of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Word<'a> {
     /// The chunk with surrounding punctuation trimmed (inner `'`, `.`, `:`, `,`, `-` kept).
     pub(crate) text: &'a str,
-    /// Lower-cased `text`.
-    pub(crate) lower: String,
+    /// Lower-cased `text` (borrowed when it has no capital, as most words).
+    pub(crate) lower: Cow<'a, str>,
     /// First word of the prompt or of a sentence (after `.`, `?`, `!` or `:`).
     pub(crate) sentence_start: bool,
     /// A currency sign written before it (`$`, `£`, `€`, `¥`).
@@ -38,7 +40,11 @@ pub(crate) fn words(prompt: &str) -> Vec<Word<'_>> {
         let text = &chunk[start..end];
         out.push(Word {
             text,
-            lower: text.to_lowercase(),
+            lower: if text.chars().any(char::is_uppercase) {
+                Cow::Owned(text.to_lowercase())
+            } else {
+                Cow::Borrowed(text)
+            },
             sentence_start,
             currency: chunk[..start].chars().rev().find(|c| is_currency(*c)),
             percent: chunk[end..].starts_with('%'),
@@ -50,6 +56,29 @@ pub(crate) fn words(prompt: &str) -> Vec<Word<'_>> {
 
 fn ends_sentence(tail: &str) -> bool {
     tail.contains(['.', '?', '!', ':'])
+}
+
+/// A set of short strings in one buffer: one allocation per prompt instead of one per word.
+#[derive(Debug, Default)]
+pub(crate) struct WordList {
+    buf: String,
+    ends: Vec<usize>,
+}
+
+impl WordList {
+    pub(crate) fn push(&mut self, word: &str) {
+        self.buf.push_str(word);
+        self.ends.push(self.buf.len());
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.buf[a..b])
+    }
+
+    pub(crate) fn contains(&self, word: &str) -> bool {
+        self.iter().any(|w| w == word)
+    }
 }
 
 /// A crude stem for matching word families: lower case, then one of `ing`, `ed`, `es`, `s`

@@ -55,9 +55,10 @@ impl fmt::Display for Guard {
 /// catch the false hits raw cosine lets through: sentence embeddings score "How do I enable
 /// dark mode?" and "How do I disable dark mode?" as near-identical.
 ///
-/// Each guard is switchable. They are lexical, English-centric rules: they turn away some true
-/// paraphrases too ("in America" / "in the US" differ in names), which is why each one's cost
-/// and benefit is measured in EVALUATION.md.
+/// A candidate a guard turns away is skipped and the next one is considered, up to 16 per lookup;
+/// after that the lookup is a miss. Each guard is switchable. They are lexical, English-centric
+/// rules: they turn away some true paraphrases too ("in America" / "in the US" differ in names),
+/// which is why each one's cost and benefit is measured in EVALUATION.md.
 ///
 /// ```
 /// use paracache::{Guard, Guards};

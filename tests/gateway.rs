@@ -1,6 +1,8 @@
 //! The gateway example against a fake OpenAI-compatible upstream: both real HTTP servers on
 //! 127.0.0.1, talked to with a real client.
 
+mod common;
+
 #[path = "../examples/gateway/app.rs"]
 mod app;
 #[path = "../examples/gateway/completion.rs"]
@@ -35,16 +37,25 @@ async fn start(delay: Duration) -> (String, Arc<fake::Fake>) {
 
 /// [`start`] with the gateway giving up on the upstream after `timeout`.
 async fn start_with_timeout(delay: Duration, timeout: Duration) -> (String, Arc<fake::Fake>) {
+    start_with(Arc::new(HashEmbedder::new(384)), 0.85, delay, timeout).await
+}
+
+/// A fake upstream with `delay` and a gateway with `embedder` at `threshold` in front of it.
+async fn start_with(
+    embedder: Arc<dyn paracache::Embedder>,
+    threshold: f32,
+    delay: Duration,
+    timeout: Duration,
+) -> (String, Arc<fake::Fake>) {
     let (router, fake) = fake::router(delay);
     let upstream_url = serve(router).await;
-    let cache = Cache::builder(384).threshold(0.85).build().unwrap();
+    let cache = Cache::builder(embedder.dimension())
+        .threshold(threshold)
+        .build()
+        .unwrap();
     let upstream = upstream::Upstream::new(&format!("{upstream_url}/v1"), timeout).unwrap();
-    let gateway = app::Gateway::new(
-        cache,
-        HashEmbedder::new(384),
-        upstream,
-        policy::Policy::default(),
-    );
+    let blocks = embedder.model_id().starts_with("bert");
+    let gateway = app::Gateway::new(cache, embedder, blocks, upstream, policy::Policy::default());
     (serve(app::router(Arc::new(gateway))).await, fake)
 }
 
@@ -131,6 +142,55 @@ async fn a_repeat_is_an_exact_hit_without_an_upstream_call() {
     assert_eq!(again.similarity, Some(1.0));
     assert_eq!(content(&again), content(&first));
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+/// With the sentence-embedding model, a paraphrase in other words is a semantic hit, which the
+/// lexical embedder cannot see, and the guards still turn a near-identical opposite away.
+#[cfg(feature = "bert")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_real_model_a_paraphrase_in_other_words_is_a_hit_and_an_opposite_is_not() {
+    use paracache::Embedder;
+    let Some(dir) = common::model_dir() else {
+        return;
+    };
+    let model = Arc::new(paracache::BertEmbedder::from_dir(dir).unwrap());
+    let (asked, paraphrase) = (
+        "How do I cancel my subscription?",
+        "What are the steps to cancel my subscription?",
+    );
+    let lexical = HashEmbedder::new(384);
+    let (a, b) = (
+        lexical.embed(asked).unwrap(),
+        lexical.embed(paraphrase).unwrap(),
+    );
+    assert!(
+        common::cos(&a, &b) < 0.85,
+        "the lexical embedder would match these too"
+    );
+    let (on, off) = (
+        model.embed("How do I enable dark mode?").unwrap(),
+        model.embed("How do I disable dark mode?").unwrap(),
+    );
+    assert!(
+        common::cos(&on, &off) >= 0.8,
+        "only the negation guard should turn the opposite away"
+    );
+    let (url, fake) = start_with(model, 0.8, Duration::ZERO, Duration::from_secs(10)).await;
+    let first = ask(&url, "k1", chat(asked)).await;
+    let again = ask(&url, "k1", chat(paraphrase)).await;
+    assert_eq!(
+        (first.cache.as_str(), again.cache.as_str()),
+        ("miss", "semantic")
+    );
+    assert_eq!(content(&again), content(&first));
+    ask(&url, "k1", chat("How do I enable dark mode?")).await;
+    let opposite = ask(&url, "k1", chat("How do I disable dark mode?")).await;
+    assert_eq!(
+        opposite.cache, "miss",
+        "similarity {:?}",
+        opposite.similarity
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -297,7 +357,8 @@ async fn shutdown_finishes_requests_in_flight_and_saves_what_the_next_start_serv
         let policy = policy::Policy::default();
         Arc::new(app::Gateway::new(
             cache,
-            HashEmbedder::new(384),
+            Arc::new(HashEmbedder::new(384)),
+            false,
             upstream,
             policy,
         ))

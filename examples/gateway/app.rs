@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use paracache::{Cache, CacheBuilder, Embedder, HashEmbedder, Hit, Scope, SnapshotReport, Source};
+use paracache::{Cache, CacheBuilder, Embedder, Hit, Scope, SnapshotReport, Source};
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,7 +31,9 @@ use tokio_stream::wrappers::ReceiverStream;
 /// Everything a request handler needs.
 pub(crate) struct Gateway {
     pub(crate) cache: Cache<Completion>,
-    pub(crate) embedder: HashEmbedder,
+    pub(crate) embedder: Arc<dyn Embedder>,
+    /// A model embedder takes milliseconds of CPU: it runs off the async workers' turn.
+    embedder_blocks: bool,
     pub(crate) upstream: Upstream,
     pub(crate) policy: Policy,
     pub(crate) metrics: Metrics,
@@ -61,7 +63,8 @@ impl OwnReply {
 impl Gateway {
     pub(crate) fn new(
         cache: Cache<Completion>,
-        embedder: HashEmbedder,
+        embedder: Arc<dyn Embedder>,
+        embedder_blocks: bool,
         upstream: Upstream,
         mut policy: Policy,
     ) -> Self {
@@ -70,6 +73,7 @@ impl Gateway {
         Gateway {
             cache,
             embedder,
+            embedder_blocks,
             upstream,
             policy,
             metrics: Metrics::default(),
@@ -79,7 +83,12 @@ impl Gateway {
 
     fn embed(&self, text: &str) -> Result<Vec<f32>, paracache::BoxError> {
         let start = Instant::now();
-        let v = self.embedder.embed(text);
+        let v = if self.embedder_blocks {
+            // Needs the multi-threaded runtime, which the gateway's main and its tests use.
+            tokio::task::block_in_place(|| self.embedder.embed(text))
+        } else {
+            self.embedder.embed(text)
+        };
         self.metrics.embed(start.elapsed().as_secs_f64());
         v
     }

@@ -7,14 +7,17 @@
 //! ```
 //!
 //! Flags (defaults in brackets): `--listen ADDR` [127.0.0.1:8080], `--upstream URL`
-//! [http://127.0.0.1:8000/v1], `--threshold T` [0.85], `--max-temperature T` [1.0],
+//! [http://127.0.0.1:8000/v1], `--model-dir DIR` (a sentence-embedding model, feature `bert`),
+//! `--threshold T` [0.85 lexical, 0.90 with a model], `--max-temperature T` [1.0],
 //! `--max-entries N` [100000], `--ttl-secs S` [86400], `--timeout-secs S` [120] (the longest
 //! silence from the upstream, before its answer or within a stream),
 //! `--snapshot PATH` (load on start when the file exists, save on shutdown).
 //!
-//! The embedder is paracache's offline, lexical `HashEmbedder`, so the gateway runs with nothing
-//! to download: it matches rewordings that share most words, not paraphrases in general. Its
-//! threshold of 0.85 is set for that embedder; a sentence-embedding model needs its own.
+//! Without `--model-dir` the embedder is paracache's offline, lexical `HashEmbedder`, so the
+//! gateway runs with nothing to download: it matches rewordings that share most words, not
+//! paraphrases in general, at its own threshold of 0.85. With `--model-dir` (built with
+//! `--features bert`; `.ci/fetch-model` fetches all-MiniLM-L6-v2) it matches paraphrases, at the
+//! crate's default threshold for that model.
 //! The keying policy is in policy.rs; the routes in app.rs.
 
 mod app;
@@ -23,7 +26,7 @@ mod metrics;
 mod policy;
 mod upstream;
 
-use paracache::{Cache, HashEmbedder};
+use paracache::{Cache, Embedder, HashEmbedder};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +34,8 @@ use std::time::Duration;
 struct Args {
     listen: String,
     upstream: String,
-    threshold: f32,
+    model_dir: Option<PathBuf>,
+    threshold: Option<f32>,
     max_temperature: f64,
     max_entries: u64,
     ttl: Duration,
@@ -43,7 +47,8 @@ fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         listen: "127.0.0.1:8080".into(),
         upstream: "http://127.0.0.1:8000/v1".into(),
-        threshold: 0.85,
+        model_dir: None,
+        threshold: None,
         max_temperature: 1.0,
         max_entries: 100_000,
         ttl: Duration::from_secs(86_400),
@@ -57,7 +62,8 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--listen" => a.listen = value.clone(),
             "--upstream" => a.upstream = value.clone(),
-            "--threshold" => a.threshold = value.parse().map_err(|_| bad())?,
+            "--model-dir" => a.model_dir = Some(PathBuf::from(&value)),
+            "--threshold" => a.threshold = Some(value.parse().map_err(|_| bad())?),
             "--max-temperature" => a.max_temperature = value.parse().map_err(|_| bad())?,
             "--max-entries" => a.max_entries = value.parse().map_err(|_| bad())?,
             "--ttl-secs" => a.ttl = Duration::from_secs(value.parse().map_err(|_| bad())?),
@@ -72,9 +78,12 @@ fn parse_args() -> Result<Args, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args()?;
-    let embedder = HashEmbedder::new(384);
-    let builder = Cache::builder(384)
-        .threshold(args.threshold)
+    let (embedder, threshold): (Arc<dyn Embedder>, f32) = match &args.model_dir {
+        None => (Arc::new(HashEmbedder::new(384)), 0.85),
+        Some(dir) => (model(dir)?, paracache::DEFAULT_THRESHOLD),
+    };
+    let builder = Cache::builder(embedder.dimension())
+        .threshold(args.threshold.unwrap_or(threshold))
         .max_entries(args.max_entries)
         .time_to_live(args.ttl);
     let snapshot = args.snapshot.map(PathBuf::from);
@@ -87,7 +96,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         max_temperature: args.max_temperature,
         ..policy::Policy::default()
     };
-    let gateway = Arc::new(app::Gateway::new(cache, embedder, upstream, policy));
+    let blocks = args.model_dir.is_some();
+    let gateway = Arc::new(app::Gateway::new(cache, embedder, blocks, upstream, policy));
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     eprintln!(
         "paracache gateway on http://{} -> {}",
@@ -99,6 +109,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         eprintln!("saved {} entries to {}", report.entries, path.display());
     }
     Ok(())
+}
+
+/// The sentence-embedding model in `dir`.
+#[cfg(feature = "bert")]
+fn model(dir: &std::path::Path) -> Result<Arc<dyn Embedder>, paracache::BoxError> {
+    Ok(Arc::new(paracache::BertEmbedder::from_dir(dir)?))
+}
+
+#[cfg(not(feature = "bert"))]
+fn model(_: &std::path::Path) -> Result<Arc<dyn Embedder>, paracache::BoxError> {
+    Err(
+        "--model-dir needs the bert feature: cargo run --release --features bert --example gateway"
+            .into(),
+    )
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then save.

@@ -75,7 +75,7 @@ const OUTCOMES: [(Outcome, &str); 4] = [
 
 fn outcome<V>(r: &Lookup<V>) -> Outcome {
     match r.hit().map(|h| h.source()) {
-        Some(Source::Exact | Source::Alias) => Outcome::Exact,
+        Some(Source::Exact | Source::Alias | Source::Shared) => Outcome::Exact,
         Some(Source::Semantic) => Outcome::Semantic,
         // `lookup` never computes a value; only get_or_insert_with reports Computed.
         Some(Source::Computed) | None => Outcome::Miss,

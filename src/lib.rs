@@ -85,6 +85,8 @@ mod partitions;
 mod persist;
 mod relevance;
 mod scope;
+#[cfg(feature = "redis")]
+mod shared;
 mod stats;
 mod store;
 mod tiers;
@@ -103,6 +105,8 @@ pub use lookup::{Hit, Lookup, Miss, Source};
 pub use persist::SnapshotReport;
 pub use relevance::{Guard, Guards, Verifier};
 pub use scope::{Scope, ScopeBuilder};
+#[cfg(feature = "redis")]
+pub use shared::{RedisOptions, SharedCache, SharedStats};
 pub use stats::Stats;
 
 /// The README's code blocks run as doctests.

@@ -17,12 +17,15 @@ pub enum Source {
     /// still-live entry before (see [`CacheBuilder::alias_hits`](crate::CacheBuilder::alias_hits)).
     /// The similarity is that of the semantic hit.
     Alias,
+    /// Tier 1 on another replica: the same prompt in the same scope, found in Redis by a
+    /// [`SharedCache`](crate::SharedCache) (feature `redis`) after a local exact miss.
+    Shared,
     /// Not cached: `get_or_insert_with` ran the compute function (or waited for another caller's).
     Computed,
 }
 
 impl Source {
-    /// The lower-case name used in headers and metrics (`exact`, `semantic`, `alias`, `computed`).
+    /// The lower-case name used in headers and metrics (`exact`, `semantic`, `alias`, `shared`, `computed`).
     ///
     /// ```
     /// assert_eq!(paracache::Source::Semantic.as_str(), "semantic");
@@ -32,6 +35,7 @@ impl Source {
             Source::Exact => "exact",
             Source::Semantic => "semantic",
             Source::Alias => "alias",
+            Source::Shared => "shared",
             Source::Computed => "computed",
         }
     }

@@ -307,6 +307,7 @@ impl Gateway {
             Source::Exact => "exact",
             Source::Semantic => "semantic",
             Source::Alias => "alias",
+            Source::Shared => "shared",
             Source::Computed => "miss",
         };
         self.metrics.request(outcome);

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: seeded clustered vectors and an exact-scan oracle.
 #![allow(dead_code)]
 
+pub(crate) mod redis_server;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::convert::Infallible;

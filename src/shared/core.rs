@@ -1,0 +1,410 @@
+//! The shared tier's state and the two ways entries move: this replica's changes written to
+//! Redis, and other replicas' changes (fetched entries, stream events) applied locally.
+
+use super::layout::Layout;
+use super::link::Link;
+use super::marks::Marks;
+use super::options::RedisOptions;
+use super::scripts::Scripts;
+use super::stats::{SharedCounters, bump};
+use super::wire::{self, StreamId, WireEntry, WireRemoval, wall_us};
+use crate::cache::Cache;
+use crate::config::Capacity;
+use crate::key::{Key, exact_key, normalize};
+use crate::lookup::{Hit, Source};
+use crate::scope::Scope;
+use crate::stats::Counters;
+use crate::vector::validate::unit_vector;
+use parking_lot::Mutex;
+use redis::{Connection, RedisResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A removal this replica made, kept until Redis has it.
+pub(crate) enum Removal {
+    Key {
+        scope: Scope,
+        prompt: Box<str>,
+        key: Key,
+    },
+    Scope(Scope),
+}
+
+/// What became of an entry from Redis.
+pub(crate) enum Applied<V> {
+    Inserted(Hit<V>),
+    /// A newer removal (or own put) of its key or scope has decided already.
+    Superseded,
+    /// Its TTL has passed.
+    Expired,
+    /// It failed a check.
+    Rejected,
+}
+
+pub(crate) struct Core<V> {
+    pub(crate) cache: Cache<V>,
+    pub(crate) options: RedisOptions,
+    pub(crate) layout: Layout,
+    pub(crate) link: Link,
+    scripts: Scripts,
+    marks: Marks,
+    pub(crate) counters: SharedCounters,
+    pending: Mutex<VecDeque<Removal>>,
+    /// Tells this replica's events from the others' in the streams.
+    pub(crate) origin: String,
+    ttl: Duration,
+    pub(crate) stop: AtomicBool,
+    pub(crate) connected: AtomicBool,
+}
+
+/// An id for this replica, unique enough among the replicas of one deployment.
+fn new_origin() -> String {
+    use md5::{Digest, Md5};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = Md5::new();
+    h.update(std::process::id().to_le_bytes());
+    h.update(wall_us().to_le_bytes());
+    h.update(NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(format!("{:?}", std::thread::current().id()).as_bytes());
+    let d: [u8; 16] = h.finalize().into();
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl<V> Core<V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    pub(crate) fn new(cache: Cache<V>, options: RedisOptions, link: Link, ttl: Duration) -> Self {
+        // A mark per recently changed key; a few times the entry count covers every entry
+        // changing within one TTL more than once.
+        let marks_capacity = match cache.inner.config.capacity {
+            Capacity::Entries(n) => n.saturating_mul(4),
+            Capacity::Bytes(b) => b / 64,
+        }
+        .clamp(100_000, 10_000_000);
+        Core {
+            layout: Layout::new(&options.namespace, options.buckets),
+            marks: Marks::new(marks_capacity, ttl),
+            scripts: Scripts::new(),
+            counters: SharedCounters::default(),
+            pending: Mutex::new(VecDeque::new()),
+            origin: new_origin(),
+            stop: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            cache,
+            options,
+            link,
+            ttl,
+        }
+    }
+
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.lock().len()
+    }
+
+    /// What is left of the TTL of an entry created at `created_us`, in whole milliseconds.
+    fn ttl_left_ms(&self, created_us: u64) -> Option<u64> {
+        let age = Duration::from_micros(wall_us().saturating_sub(created_us));
+        let left = self.ttl.checked_sub(age)?.as_millis() as u64;
+        (left > 0).then_some(left)
+    }
+
+    // ----- this replica's changes, written to Redis -----
+
+    /// Share an entry just inserted locally. A failure leaves it local-only.
+    pub(crate) fn publish_put(&self, hit: &Hit<V>) {
+        let e = &hit.entry;
+        let created_us = wall_us();
+        let entry = wire::encode(&e.value).and_then(|value| {
+            wire::encode(&WireEntry {
+                scope: e.scope.encoding().to_vec(),
+                prompt: e.prompt.to_string(),
+                vector: e.vector.to_vec(),
+                value,
+                created_us,
+            })
+        });
+        let (Some(bytes), Some(ttl_ms)) = (entry, self.ttl_left_ms(created_us)) else {
+            bump(&self.counters.unshared_inserts);
+            return;
+        };
+        let b = self.layout.bucket(&e.scope);
+        let put = |c: &mut Connection| {
+            self.scripts
+                .put
+                .key(self.layout.entry(b, &e.key))
+                .key(self.layout.stream(b))
+                .key(self.layout.counter(b))
+                .key(self.layout.scope_set(b, &e.scope))
+                .arg(bytes.as_slice())
+                .arg(self.origin.as_str())
+                .arg(created_us)
+                .arg(ttl_ms)
+                .arg(self.options.stream_max_len)
+                .invoke::<String>(c)
+        };
+        match self.link.run(put) {
+            Some(id) => {
+                bump(&self.counters.published);
+                if let Some(id) = StreamId::parse(id.as_bytes()) {
+                    let _stripe = self.marks.lock(&e.key);
+                    self.marks.mark_key(e.key, id);
+                }
+            }
+            None => {
+                bump(&self.counters.redis_errors);
+                bump(&self.counters.unshared_inserts);
+            }
+        }
+    }
+
+    /// Remove locally at once, then tell Redis (now, or once it is back).
+    pub(crate) fn remove(&self, removal: Removal) -> bool {
+        let removed = match &removal {
+            Removal::Key { scope, prompt, key } => {
+                let _stripe = self.marks.lock(key);
+                self.marks.set_key(*key, StreamId::PENDING);
+                self.cache.invalidate(scope, prompt)
+            }
+            Removal::Scope(scope) => {
+                let _purge = self.marks.purge.write();
+                self.marks.set_scope(scope, StreamId::PENDING);
+                self.cache.invalidate_scope(scope);
+                true
+            }
+        };
+        match self.link.run(|c| self.write_removal(c, &removal)) {
+            Some(id) => self.settle(&removal, id),
+            None => {
+                bump(&self.counters.redis_errors);
+                self.queue(removal);
+            }
+        }
+        removed
+    }
+
+    fn write_removal(&self, conn: &mut Connection, removal: &Removal) -> RedisResult<StreamId> {
+        let now = wall_us();
+        let max_len = self.options.stream_max_len;
+        let id: String = match removal {
+            Removal::Key { scope, prompt, key } => {
+                let b = self.layout.bucket(scope);
+                let payload = wire::encode(&WireRemoval {
+                    scope: scope.encoding().to_vec(),
+                    prompt: prompt.to_string(),
+                })
+                .unwrap_or_default();
+                self.scripts
+                    .del
+                    .key(self.layout.entry(b, key))
+                    .key(self.layout.stream(b))
+                    .key(self.layout.counter(b))
+                    .key(self.layout.scope_set(b, scope))
+                    .arg(payload)
+                    .arg(self.origin.as_str())
+                    .arg(now)
+                    .arg(max_len)
+                    .invoke(conn)?
+            }
+            Removal::Scope(scope) => {
+                let b = self.layout.bucket(scope);
+                self.scripts
+                    .purge
+                    .key(self.layout.scope_set(b, scope))
+                    .key(self.layout.stream(b))
+                    .key(self.layout.counter(b))
+                    .arg(scope.encoding())
+                    .arg(self.origin.as_str())
+                    .arg(now)
+                    .arg(max_len)
+                    .invoke(conn)?
+            }
+        };
+        bump(&self.counters.published);
+        Ok(StreamId::parse(id.as_bytes()).unwrap_or(StreamId::PENDING))
+    }
+
+    /// The removal's real id replaces its pending mark: puts after it apply again.
+    fn settle(&self, removal: &Removal, id: StreamId) {
+        match removal {
+            Removal::Key { key, .. } => {
+                let _stripe = self.marks.lock(key);
+                self.marks.set_key(*key, id);
+            }
+            Removal::Scope(scope) => {
+                let _purge = self.marks.purge.write();
+                self.marks.set_scope(scope, id);
+            }
+        }
+    }
+
+    fn queue(&self, removal: Removal) {
+        let mut pending = self.pending.lock();
+        if pending.len() >= self.options.max_pending {
+            pending.pop_front();
+            bump(&self.counters.dropped_invalidations);
+        }
+        pending.push_back(removal);
+    }
+
+    /// Write the removals made while Redis was away, oldest first.
+    pub(crate) fn replay_pending(&self, conn: &mut Connection) -> RedisResult<()> {
+        loop {
+            let Some(removal) = self.pending.lock().pop_front() else {
+                return Ok(());
+            };
+            match self.write_removal(conn, &removal) {
+                Ok(id) => self.settle(&removal, id),
+                Err(e) => {
+                    self.pending.lock().push_front(removal);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    // ----- other replicas' changes, applied here -----
+
+    /// A local exact miss asks Redis: another replica may have cached this prompt.
+    pub(crate) fn fetch(&self, scope: &Scope, text: &str, key: &Key) -> Option<Hit<V>> {
+        let name = self.layout.entry(self.layout.bucket(scope), key);
+        let reply = self.link.run(|c| {
+            redis::cmd("HMGET")
+                .arg(&name)
+                .arg("id")
+                .arg("e")
+                .query::<(Option<Vec<u8>>, Option<Vec<u8>>)>(c)
+        });
+        let (id, bytes) = match reply {
+            Some((Some(id), Some(bytes))) => (id, bytes),
+            Some(_) => {
+                bump(&self.counters.redis_misses);
+                return None;
+            }
+            None => {
+                bump(&self.counters.redis_errors);
+                return None;
+            }
+        };
+        // Another scope's or prompt's entry under this key (an MD5 collision) is a miss.
+        let same = |w: &WireEntry| w.scope == scope.encoding() && w.prompt == text;
+        match self.apply_stored(&id, &bytes, Some(*key), same) {
+            Applied::Inserted(hit) => {
+                bump(&self.counters.redis_hits);
+                Counters::bump(&self.cache.inner.counters.exact_hits);
+                Some(hit)
+            }
+            _ => {
+                bump(&self.counters.redis_misses);
+                None
+            }
+        }
+    }
+
+    /// An entry as Redis stores it (its put's id and bytes), checked against `key` if given.
+    pub(crate) fn apply_stored(
+        &self,
+        id: &[u8],
+        bytes: &[u8],
+        key: Option<Key>,
+        wanted: impl Fn(&WireEntry) -> bool,
+    ) -> Applied<V> {
+        let decoded = StreamId::parse(id).zip(wire::decode::<WireEntry>(bytes));
+        match decoded {
+            Some((id, entry)) if wanted(&entry) => self.apply_put(id, entry, key),
+            Some(_) => Applied::Rejected,
+            None => {
+                bump(&self.counters.rejected);
+                Applied::Rejected
+            }
+        }
+    }
+
+    /// Insert another replica's entry unless a newer removal has decided its key or scope.
+    pub(crate) fn apply_put(&self, id: StreamId, w: WireEntry, expect: Option<Key>) -> Applied<V> {
+        let outcome = self.apply_put_checked(id, w, expect);
+        match &outcome {
+            Applied::Rejected => bump(&self.counters.rejected),
+            Applied::Superseded => bump(&self.counters.superseded),
+            _ => {}
+        }
+        outcome
+    }
+
+    fn apply_put_checked(&self, id: StreamId, w: WireEntry, expect: Option<Key>) -> Applied<V> {
+        let cache = &self.cache;
+        let scope = Scope::from_encoding(w.scope);
+        let Ok(text) = cache.check_prompt(&w.prompt) else {
+            return Applied::Rejected;
+        };
+        if text != w.prompt.as_str() {
+            return Applied::Rejected;
+        }
+        let key = exact_key(&scope, &w.prompt);
+        if expect.is_some_and(|k| k != key) {
+            return Applied::Rejected;
+        }
+        let Ok(vector) = unit_vector(&w.vector, cache.dimension()) else {
+            return Applied::Rejected;
+        };
+        let Some(value) = wire::decode::<V>(&w.value) else {
+            return Applied::Rejected;
+        };
+        let age_us = wall_us().saturating_sub(w.created_us);
+        if Duration::from_micros(age_us) >= self.ttl {
+            return Applied::Expired;
+        }
+        let now = cache.now();
+        let created = now.saturating_sub(age_us.saturating_mul(1000));
+        let _purge = self.marks.purge.read();
+        let _stripe = self.marks.lock(&key);
+        if self.marks.supersedes(&key, &scope, id) {
+            return Applied::Superseded;
+        }
+        let prompt = w.prompt.into_boxed_str();
+        match cache.insert_entry(&scope, prompt, key, vector, value, (created, now), true) {
+            Ok(hit) => {
+                self.marks.mark_key(key, id);
+                Applied::Inserted(Hit {
+                    source: Source::Shared,
+                    ..hit
+                })
+            }
+            Err(_) => Applied::Rejected,
+        }
+    }
+
+    /// Another replica's removal: always applied (a removal at worst costs a miss).
+    pub(crate) fn apply_removal(&self, id: StreamId, removal: Removal) {
+        match removal {
+            Removal::Key { scope, prompt, key } => {
+                let _stripe = self.marks.lock(&key);
+                self.cache.invalidate(&scope, &prompt);
+                self.marks.mark_key(key, id);
+            }
+            Removal::Scope(scope) => {
+                let _purge = self.marks.purge.write();
+                self.cache.invalidate_scope(&scope);
+                self.marks.mark_scope(&scope, id);
+            }
+        }
+    }
+
+    /// A `del` event's payload as a removal, if it is well formed.
+    pub(crate) fn removal_of(bytes: &[u8]) -> Option<Removal> {
+        let r = wire::decode::<WireRemoval>(bytes)?;
+        let scope = Scope::from_encoding(r.scope);
+        if normalize(&r.prompt) != r.prompt.as_str() || r.prompt.is_empty() {
+            return None;
+        }
+        let key = exact_key(&scope, &r.prompt);
+        Some(Removal::Key {
+            scope,
+            prompt: r.prompt.into_boxed_str(),
+            key,
+        })
+    }
+}

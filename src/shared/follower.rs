@@ -1,0 +1,340 @@
+//! The thread that keeps the local tiers in step with the other replicas: it reloads the shared
+//! entries when it starts (and after a gap), then applies every bucket's stream in order.
+//!
+//! Each event carries its stream's running number. A number that does not follow the last one
+//! seen means events were lost to trimming or to a Redis restart, and replaying cannot repair
+//! that, so the replica clears its local tiers and reloads from Redis.
+
+use super::core::{Core, Removal};
+use super::stats::bump;
+use super::wire::{self, StreamId, WireEntry, wall_us};
+use crate::scope::Scope;
+use redis::{Connection, RedisResult, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Events read per stream read; the follower loops until it has caught up.
+const READ_BATCH: usize = 1024;
+/// Entry keys asked for per SCAN step during a reload.
+const SCAN_BATCH: usize = 512;
+
+/// An entry hash's `id` and `e` fields, as HMGET returns them.
+type StoredEntry = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// An event's field/value pairs.
+type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// Where the follower is in every bucket's stream.
+struct Position {
+    ids: Vec<StreamId>,
+    /// The running number of the last event seen; `None` until one is known.
+    numbers: Vec<Option<u64>>,
+    synced: bool,
+    loaded_once: bool,
+}
+
+pub(crate) fn spawn<V>(core: Arc<Core<V>>) -> std::io::Result<()>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    std::thread::Builder::new()
+        .name("paracache-redis-follower".into())
+        .spawn(move || run(&core))
+        .map(|_| ())
+}
+
+fn run<V>(core: &Core<V>)
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let buckets = core.layout.buckets() as usize;
+    let mut pos = Position {
+        ids: vec![StreamId::default(); buckets],
+        numbers: vec![None; buckets],
+        synced: false,
+        loaded_once: false,
+    };
+    let read_timeout = core.options.block + core.options.timeout;
+    while !core.stop.load(Ordering::Relaxed) {
+        let followed = core
+            .link
+            .connect(read_timeout)
+            .and_then(|mut conn| follow(core, &mut conn, &mut pos));
+        core.connected.store(false, Ordering::Relaxed);
+        if followed.is_err() {
+            bump(&core.counters.redis_errors);
+            pause(core, core.options.retry_after);
+        }
+    }
+}
+
+/// Sleep, waking early when the cache is dropped.
+fn pause<V>(core: &Core<V>, d: Duration) {
+    let until = Instant::now() + d;
+    while !core.stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10).min(d));
+    }
+}
+
+fn follow<V>(core: &Core<V>, conn: &mut Connection, pos: &mut Position) -> RedisResult<()>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    redis::cmd("PING").query::<()>(conn)?;
+    core.connected.store(true, Ordering::Relaxed);
+    core.link.reopen();
+    let streams: Vec<String> = (0..core.layout.buckets())
+        .map(|b| core.layout.stream(b))
+        .collect();
+    while !core.stop.load(Ordering::Relaxed) {
+        core.replay_pending(conn)?;
+        if !pos.synced {
+            reload(core, conn, pos, &streams)?;
+        }
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT")
+            .arg(READ_BATCH)
+            .arg("BLOCK")
+            .arg(core.options.block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&streams);
+        for id in &pos.ids {
+            read.arg(id.to_string());
+        }
+        let reply: Value = read.query(conn)?;
+        for (bucket, events) in stream_events(&reply, &streams) {
+            for event in events {
+                let Some((id, fields)) = event_fields(event) else {
+                    bump(&core.counters.rejected);
+                    continue;
+                };
+                let n = field(&fields, b"n").and_then(number);
+                let follows = match (pos.numbers[bucket], n) {
+                    (Some(last), Some(n)) => n == last + 1,
+                    _ => true,
+                };
+                if !follows {
+                    pos.synced = false;
+                    break;
+                }
+                pos.numbers[bucket] = n.or(pos.numbers[bucket]);
+                pos.ids[bucket] = id;
+                if field(&fields, b"o") != Some(core.origin.as_bytes()) {
+                    apply(core, id, &fields);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Clear (after a gap) and load every shared entry, noting first where each stream ends so the
+/// events written during the load are applied after it.
+fn reload<V>(
+    core: &Core<V>,
+    conn: &mut Connection,
+    pos: &mut Position,
+    streams: &[String],
+) -> RedisResult<()>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let mut ends = redis::pipe();
+    for s in streams {
+        ends.cmd("XREVRANGE")
+            .arg(s)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+    }
+    let ends: Vec<Value> = ends.query(conn)?;
+    for (b, end) in ends.iter().enumerate() {
+        let last = as_array(end).and_then(|a| a.first()).and_then(event_fields);
+        pos.ids[b] = last.as_ref().map_or(StreamId::default(), |(id, _)| *id);
+        pos.numbers[b] = last.and_then(|(_, f)| field(&f, b"n").and_then(number));
+    }
+    if pos.loaded_once {
+        core.cache.clear();
+    }
+    let pattern = core.layout.entry_pattern();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_BATCH)
+            .query(conn)?;
+        let keys: Vec<_> = names
+            .iter()
+            .filter_map(|n| core.layout.parse_entry(n))
+            .collect();
+        cursor = next;
+        if keys.is_empty() {
+            if cursor == 0 {
+                break;
+            }
+            continue;
+        }
+        let mut get = redis::pipe();
+        for name in names
+            .iter()
+            .filter(|n| core.layout.parse_entry(n).is_some())
+        {
+            get.cmd("HMGET").arg(name).arg("id").arg("e");
+        }
+        let found: Vec<StoredEntry> = get.query(conn)?;
+        for (key, stored) in keys.into_iter().zip(found) {
+            // Gone (expired or removed) since the SCAN saw it.
+            if let (Some(id), Some(bytes)) = stored {
+                core.apply_stored(&id, &bytes, Some(key), |_| true);
+            }
+        }
+        if cursor == 0 {
+            break;
+        }
+    }
+    pos.synced = true;
+    pos.loaded_once = true;
+    bump(&core.counters.resyncs);
+    Ok(())
+}
+
+fn apply<V>(core: &Core<V>, id: StreamId, fields: &[(&[u8], &[u8])])
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let payload = field(fields, b"e").unwrap_or_default();
+    let applied = match field(fields, b"op") {
+        Some(b"put") => wire::decode::<WireEntry>(payload)
+            .map(|w| core.apply_put(id, w, None))
+            .is_some(),
+        Some(b"del") => Core::<V>::removal_of(payload)
+            .map(|r| core.apply_removal(id, r))
+            .is_some(),
+        Some(b"purge") => {
+            let scope = Scope::from_encoding(payload.to_vec());
+            core.apply_removal(id, Removal::Scope(scope));
+            true
+        }
+        _ => false,
+    };
+    if !applied {
+        bump(&core.counters.rejected);
+        return;
+    }
+    bump(&core.counters.applied_events);
+    if let Some(t) = field(fields, b"t").and_then(number) {
+        core.counters.record_lag(wall_us().saturating_sub(t));
+    }
+}
+
+// ----- reading Redis replies -----
+
+fn as_array(v: &Value) -> Option<&[Value]> {
+    match v {
+        Value::Array(a) | Value::Set(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn as_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn number(b: &[u8]) -> Option<u64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+fn field<'a>(fields: &[(&'a [u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8]> {
+    fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+}
+
+/// `[id, [field, value, ...]]`
+fn event_fields(v: &Value) -> Option<(StreamId, Fields<'_>)> {
+    let [id, fields] = as_array(v)? else {
+        return None;
+    };
+    let id = StreamId::parse(as_bytes(id)?)?;
+    let flat = as_array(fields)?;
+    if flat.len() % 2 != 0 {
+        return None;
+    }
+    let pairs = flat
+        .chunks_exact(2)
+        .map(|p| Some((as_bytes(&p[0])?, as_bytes(&p[1])?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some((id, pairs))
+}
+
+/// XREAD's reply as (bucket, events), whether it came as RESP2 arrays or a RESP3 map.
+fn stream_events<'a>(reply: &'a Value, streams: &[String]) -> Vec<(usize, &'a [Value])> {
+    let pairs: Vec<(&Value, &Value)> = match reply {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|s| match as_array(s)? {
+                [name, events] => Some((name, events)),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(name, events)| {
+            let name = as_bytes(name)?;
+            let bucket = streams.iter().position(|s| s.as_bytes() == name)?;
+            Some((bucket, as_array(events)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn xread_replies_are_read_in_both_protocols_and_junk_is_skipped() {
+        let streams = vec!["s0".to_string(), "s1".to_string()];
+        let event = Value::Array(vec![
+            bulk("5-1"),
+            Value::Array(vec![bulk("op"), bulk("put"), bulk("n"), bulk("7")]),
+        ]);
+        let resp2 = Value::Array(vec![Value::Array(vec![
+            bulk("s1"),
+            Value::Array(vec![event.clone()]),
+        ])]);
+        let resp3 = Value::Map(vec![(bulk("s1"), Value::Array(vec![event.clone()]))]);
+        for reply in [resp2, resp3] {
+            let got = stream_events(&reply, &streams);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].0, 1);
+            let (id, fields) = event_fields(&got[0].1[0]).unwrap();
+            assert_eq!(id, StreamId(5, 1));
+            assert_eq!(field(&fields, b"n").and_then(number), Some(7));
+            assert_eq!(field(&fields, b"op"), Some(&b"put"[..]));
+        }
+        assert!(stream_events(&Value::Nil, &streams).is_empty());
+        let unknown = Value::Array(vec![Value::Array(vec![
+            bulk("other"),
+            Value::Array(vec![]),
+        ])]);
+        assert!(stream_events(&unknown, &streams).is_empty());
+        let odd = Value::Array(vec![bulk("5-1"), Value::Array(vec![bulk("op")])]);
+        assert!(event_fields(&odd).is_none());
+        assert!(event_fields(&Value::Array(vec![bulk("x"), Value::Array(vec![])])).is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! Scale-out: replicas share one cache through Redis (feature `redis`).
+//!
+//! Each replica keeps its own [`Cache`] as the fast path. Around it, [`SharedCache`] writes every
+//! insert and invalidation to Redis (the entry under a key with a Redis-side TTL, and an event on
+//! its scope's bucket stream, in one script), asks Redis on a local exact miss, and runs a
+//! follower thread that applies the other replicas' events to the local tiers, so their
+//! paraphrases become local semantic hits. See the README's "Scale-out" section for what this
+//! guarantees and what it does not.
+
+mod core;
+mod follower;
+mod layout;
+mod link;
+mod marks;
+mod options;
+mod scripts;
+mod stats;
+mod wire;
+
+pub use options::RedisOptions;
+pub use stats::SharedStats;
+
+use self::core::{Core, Removal};
+use crate::cache::Cache;
+use crate::error::{BoxError, Error, Result};
+use crate::key::{exact_key, normalize};
+use crate::lookup::{Hit, Lookup, Miss};
+use crate::scope::Scope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A [`Cache`] whose entries are shared with other replicas through Redis.
+///
+/// - An insert on one replica is an exact hit on every other at once (a local exact miss asks
+///   Redis), and a semantic hit there once its follower has applied the event (milliseconds;
+///   see [`SharedStats::lag_p99_us`]).
+/// - An invalidation or scope purge removes locally before it returns, and is never served by
+///   another replica once that replica has applied it. Entries expire everywhere when their Redis
+///   key does: replicas age them from the inserting replica's wall clock.
+/// - Redis down or slow: no call waits past [`RedisOptions::timeout`]; the replica works
+///   local-only, counts the errors, keeps its invalidations to publish later, and catches up (or
+///   reloads) when Redis is back.
+///
+/// The cache must have a TTL ([`CacheBuilder::time_to_live`](crate::CacheBuilder::time_to_live)): Redis keys expire
+/// with it, which bounds Redis memory and lets every replica honour the same expiry.
+///
+/// ```no_run
+/// use paracache::{Cache, RedisOptions, Scope, SharedCache};
+/// use std::time::Duration;
+/// let local: Cache<String> = Cache::builder(384).time_to_live(Duration::from_secs(3600)).build()?;
+/// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:6379/"))?;
+/// let scope = Scope::builder().tenant("acme").model("gpt-4o").build();
+/// cache.insert(&scope, "What is Rust?", vec![0.1; 384], "A language.".into())?;
+/// # Ok::<(), paracache::Error>(())
+/// ```
+pub struct SharedCache<V: Serialize + DeserializeOwned + Send + Sync + 'static> {
+    handle: Arc<Handle<V>>,
+}
+
+/// Stops the follower when the last clone goes.
+struct Handle<V: Serialize + DeserializeOwned + Send + Sync + 'static> {
+    core: Arc<Core<V>>,
+}
+
+impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Drop for Handle<V> {
+    fn drop(&mut self) {
+        self.core.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Clone for SharedCache<V> {
+    fn clone(&self) -> Self {
+        SharedCache {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> std::fmt::Debug for SharedCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCache")
+            .field("local", &self.core().cache)
+            .field("namespace", &self.core().options.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
+    /// Attach `local` to the Redis that `options` names and start following the other
+    /// replicas. Redis need not be up: the cache starts local-only and loads the shared entries
+    /// once it is reachable.
+    ///
+    /// Errors: invalid options or URL, or a cache without a TTL.
+    ///
+    /// ```
+    /// use paracache::{Cache, RedisOptions, SharedCache};
+    /// let no_ttl: Cache<String> = Cache::builder(4).build().unwrap();
+    /// let err = SharedCache::connect(no_ttl, RedisOptions::new("redis://127.0.0.1:1/")).unwrap_err();
+    /// assert!(err.to_string().contains("TTL"));
+    /// ```
+    pub fn connect(local: Cache<V>, options: RedisOptions) -> Result<SharedCache<V>> {
+        options.validate()?;
+        let Some(ttl) = local.inner.config.ttl else {
+            return Err(Error::InvalidConfig(
+                "a shared cache needs a TTL: Redis keys expire with it".into(),
+            ));
+        };
+        let client = redis::Client::open(options.url.as_str())
+            .map_err(|e| Error::InvalidConfig(format!("redis url: {e}")))?;
+        let link = link::Link::new(client, options.timeout, options.retry_after);
+        let core = Arc::new(Core::new(local, options, link, ttl));
+        follower::spawn(core.clone()).map_err(|e| Error::Io(Arc::new(e)))?;
+        Ok(SharedCache {
+            handle: Arc::new(Handle { core }),
+        })
+    }
+
+    fn core(&self) -> &Core<V> {
+        &self.handle.core
+    }
+
+    /// The local cache underneath (its own stats, search settings, snapshots). Changes made on it
+    /// directly are not shared.
+    pub fn local(&self) -> &Cache<V> {
+        &self.core().cache
+    }
+
+    /// Look a prompt up: the local exact tier, then Redis (an entry another replica inserted,
+    /// answered with [`Source::Shared`](crate::Source::Shared) and kept locally), then `embed`
+    /// and the local semantic tier. As [`Cache::lookup`] otherwise.
+    pub fn lookup<F, E>(&self, scope: &Scope, prompt: &str, embed: F) -> Result<Lookup<V>>
+    where
+        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
+        E: Into<BoxError>,
+    {
+        let cache = &self.core().cache;
+        let text = cache.check_prompt(prompt)?;
+        let key = exact_key(scope, &text);
+        if let Some(hit) = cache.exact_hit(scope, &text, &key) {
+            return Ok(Lookup::Hit(hit));
+        }
+        if let Some(hit) = self.core().fetch(scope, &text, &key) {
+            return Ok(Lookup::Hit(hit));
+        }
+        let vector = cache.embed_checked(&text, embed)?;
+        Ok(cache.semantic_lookup(scope, text.into(), key, vector))
+    }
+
+    /// Insert locally, then share it. As [`Cache::insert`]; an entry that cannot be shared
+    /// (Redis away) stays local and is counted in [`SharedStats::unshared_inserts`].
+    pub fn insert(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embedding: Vec<f32>,
+        value: V,
+    ) -> Result<Hit<V>> {
+        let hit = self.core().cache.insert(scope, prompt, embedding, value)?;
+        self.core().publish_put(&hit);
+        Ok(hit)
+    }
+
+    /// Insert the answer for a prompt that just missed, and share it. As [`Cache::insert_miss`].
+    pub fn insert_miss(&self, miss: Miss, value: V) -> Result<Hit<V>> {
+        let hit = self.core().cache.insert_miss(miss, value)?;
+        self.core().publish_put(&hit);
+        Ok(hit)
+    }
+
+    /// Remove the entry for `prompt` in `scope` here at once and on every replica once it has
+    /// applied the event. Returns whether this replica held it. Made while Redis is away, the
+    /// invalidation is kept and published when it is back.
+    pub fn invalidate(&self, scope: &Scope, prompt: &str) -> bool {
+        let text = normalize(prompt);
+        if text.is_empty() {
+            return false;
+        }
+        let key = exact_key(scope, &text);
+        self.core().remove(Removal::Key {
+            scope: scope.clone(),
+            prompt: text.into(),
+            key,
+        })
+    }
+
+    /// Remove every entry of `scope`, here at once and on every replica once it has applied the
+    /// event, and delete the scope's entries from Redis.
+    pub fn invalidate_scope(&self, scope: &Scope) {
+        self.core().remove(Removal::Scope(scope.clone()));
+    }
+
+    /// What the shared tier has done. The local tiers' counters are in
+    /// [`local().stats()`](Cache::stats); lookups answered by Redis count there as exact hits.
+    pub fn shared_stats(&self) -> SharedStats {
+        let core = self.core();
+        core.counters
+            .snapshot(core.pending_len(), core.connected.load(Ordering::Relaxed))
+    }
+}

@@ -213,8 +213,11 @@ fn main() -> Result<(), String> {
     let before = redis_used_memory(&mut conn);
     let shared: Vec<SharedCache<u64>> = (0..replicas)
         .map(|_| {
-            SharedCache::connect(local(), RedisOptions::new(url.as_str()).namespace(&namespace))
-                .unwrap()
+            SharedCache::connect(
+                local(),
+                RedisOptions::new(url.as_str()).namespace(&namespace),
+            )
+            .unwrap()
         })
         .collect();
     while shared.iter().any(|c| c.shared_stats().resyncs == 0) {

@@ -181,9 +181,28 @@ impl<V: Send + Sync + 'static> Cache<V> {
         F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
         E: Into<BoxError>,
     {
+        self.lookup_via(scope, prompt, embed, |_, _| None)
+    }
+
+    /// [`lookup`](Self::lookup) with one more tier between the exact and the semantic one:
+    /// `on_exact_miss` gets the normalized prompt and its key (the shared tier asks Redis there).
+    pub(crate) fn lookup_via<F, E>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: F,
+        on_exact_miss: impl FnOnce(&str, &Key) -> Option<Hit<V>>,
+    ) -> Result<Lookup<V>>
+    where
+        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
+        E: Into<BoxError>,
+    {
         let text = self.check_prompt(prompt)?;
         let key = exact_key(scope, &text);
-        if let Some(hit) = self.exact_hit(scope, &text, &key) {
+        if let Some(hit) = self
+            .exact_hit(scope, &text, &key)
+            .or_else(|| on_exact_miss(&text, &key))
+        {
             return Ok(Lookup::Hit(hit));
         }
         let vector = self.embed_checked(&text, embed)?;

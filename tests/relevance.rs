@@ -46,23 +46,31 @@ fn traps_are_served_on_similarity_alone_and_turned_away_by_the_guards() {
     }
 }
 
+/// A cache holding `traps` prompts that differ from the query "What is the fee for 2 people?"
+/// only in their number, each closer to its vector than the true paraphrase (value 99), which
+/// comes last.
+fn fee_traps(flat_limit: usize, traps: usize) -> Cache<usize> {
+    let c: Cache<usize> = Cache::builder(2)
+        .threshold(0.9)
+        .flat_limit(flat_limit)
+        .background_rebuild(false)
+        .build()
+        .unwrap();
+    let s = Scope::global();
+    for i in 0..traps {
+        let text = format!("What is the fee for {} people?", i + 3);
+        c.insert(&s, &text, vec![1.0, 0.001 * i as f32], i).unwrap();
+    }
+    c.insert(&s, "What's the fee for two people?", vec![1.0, 0.3], 99)
+        .unwrap();
+    c
+}
+
 #[test]
 fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
     for flat_limit in [10_000, 8] {
-        let c: Cache<usize> = Cache::builder(2)
-            .threshold(0.9)
-            .flat_limit(flat_limit)
-            .background_rebuild(false)
-            .build()
-            .unwrap();
+        let c = fee_traps(flat_limit, 10);
         let s = Scope::global();
-        // Ten closer traps (other numbers), then the true paraphrase a little further away.
-        for i in 0..10 {
-            let text = format!("What is the fee for {} people?", i + 3);
-            c.insert(&s, &text, vec![1.0, 0.001 * i as f32], i).unwrap();
-        }
-        c.insert(&s, "What's the fee for two people?", vec![1.0, 0.3], 99)
-            .unwrap();
         let r = c
             .lookup(&s, "What is the fee for 2 people?", fixed(&[1.0, 0.0]))
             .unwrap();
@@ -78,19 +86,8 @@ fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
 #[test]
 fn a_lookup_turns_away_at_most_sixteen_candidates_then_misses() {
     for flat_limit in [10_000, 8] {
-        let c: Cache<usize> = Cache::builder(2)
-            .threshold(0.9)
-            .flat_limit(flat_limit)
-            .background_rebuild(false)
-            .build()
-            .unwrap();
+        let c = fee_traps(flat_limit, 40);
         let s = Scope::global();
-        for i in 0..40 {
-            let text = format!("What is the fee for {} people?", i + 3);
-            c.insert(&s, &text, vec![1.0, 0.001 * i as f32], i).unwrap();
-        }
-        c.insert(&s, "What's the fee for two people?", vec![1.0, 0.3], 99)
-            .unwrap();
         let r = c
             .lookup(&s, "What is the fee for 2 people?", fixed(&[1.0, 0.0]))
             .unwrap();

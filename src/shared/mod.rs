@@ -135,17 +135,10 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
         F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
         E: Into<BoxError>,
     {
-        let cache = &self.core().cache;
-        let text = cache.check_prompt(prompt)?;
-        let key = exact_key(scope, &text);
-        if let Some(hit) = cache.exact_hit(scope, &text, &key) {
-            return Ok(Lookup::Hit(hit));
-        }
-        if let Some(hit) = self.core().fetch(scope, &text, &key) {
-            return Ok(Lookup::Hit(hit));
-        }
-        let vector = cache.embed_checked(&text, embed)?;
-        Ok(cache.semantic_lookup(scope, text.into(), key, vector))
+        let core = self.core();
+        core.cache.lookup_via(scope, prompt, embed, |text, key| {
+            core.fetch(scope, text, key)
+        })
     }
 
     /// Insert locally, then share it. As [`Cache::insert`]; an entry that cannot be shared

@@ -43,21 +43,6 @@ struct Args {
     sweep: Vec<f32>,
 }
 
-fn parse_guards(spec: &str) -> Result<Guards, String> {
-    match spec {
-        "all" => Ok(Guards::all()),
-        "none" => Ok(Guards::none()),
-        list => list
-            .split(',')
-            .try_fold(Guards::none(), |g, name| match name {
-                "numbers" => Ok(g.numbers(true)),
-                "negation" => Ok(g.negation(true)),
-                "entities" => Ok(g.entities(true)),
-                other => Err(format!("unknown guard {other}")),
-            }),
-    }
-}
-
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         data: PathBuf::from("../shared/data/dev"),
@@ -89,7 +74,7 @@ fn parse_args() -> Result<Args, String> {
                     .max(1)
             }
             "--brute-force" => a.brute_force = true,
-            "--guards" => a.guards = parse_guards(&value()?)?,
+            "--guards" => a.guards = value()?.parse::<Guards>()?,
             "--no-alias" => a.alias = false,
             "--verify-below" => {
                 a.verify_below = Some(

@@ -21,21 +21,6 @@ use dev_pairs::{DevPairs, Pair};
 use paracache::{Calibration, Guards};
 use std::path::{Path, PathBuf};
 
-fn parse_guards(spec: &str) -> Result<Guards, String> {
-    match spec {
-        "all" => Ok(Guards::all()),
-        "none" => Ok(Guards::none()),
-        list => list
-            .split(',')
-            .try_fold(Guards::none(), |g, name| match name {
-                "numbers" => Ok(g.numbers(true)),
-                "negation" => Ok(g.negation(true)),
-                "entities" => Ok(g.entities(true)),
-                other => Err(format!("unknown guard {other}")),
-            }),
-    }
-}
-
 fn floats(spec: &str) -> Result<Vec<f64>, String> {
     spec.split(',')
         .map(|t| t.parse().map_err(|e| format!("{t}: {e}")))
@@ -63,7 +48,7 @@ fn run() -> Result<(), String> {
         match flag.as_str() {
             "--data" => data = PathBuf::from(value()?),
             "--targets" => targets = floats(&value()?)?,
-            "--guards" => guards = parse_guards(&value()?)?,
+            "--guards" => guards = value()?.parse::<Guards>()?,
             "--curve" => show_curve = true,
             "--categories" => categories = floats(&value()?)?,
             "--at-recall" => at_recall = floats(&value()?)?,

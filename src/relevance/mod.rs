@@ -84,6 +84,34 @@ impl Default for Guards {
     }
 }
 
+/// `all`, `none`, or a comma-separated list of `numbers`, `negation` and `entities`, as
+/// command-line flags spell them.
+///
+/// ```
+/// use paracache::Guards;
+/// assert_eq!("numbers,entities".parse::<Guards>().unwrap(), Guards::none().numbers(true).entities(true));
+/// assert_eq!("all".parse::<Guards>().unwrap(), Guards::all());
+/// assert!("numbers,colour".parse::<Guards>().is_err());
+/// ```
+impl std::str::FromStr for Guards {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Guards, String> {
+        match spec {
+            "all" => Ok(Guards::all()),
+            "none" => Ok(Guards::none()),
+            list => list
+                .split(',')
+                .try_fold(Guards::none(), |g, name| match name {
+                    "numbers" => Ok(g.numbers(true)),
+                    "negation" => Ok(g.negation(true)),
+                    "entities" => Ok(g.entities(true)),
+                    other => Err(format!("unknown guard {other}")),
+                }),
+        }
+    }
+}
+
 impl Guards {
     /// No guard: a candidate at or above the threshold is served on similarity alone.
     ///

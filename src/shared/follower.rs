@@ -169,26 +169,24 @@ where
             .arg("COUNT")
             .arg(SCAN_BATCH)
             .query(conn)?;
-        let keys: Vec<_> = names
+        // Each entry key with the exact key it names; other names are not entries.
+        let entries: Vec<_> = names
             .iter()
-            .filter_map(|n| core.layout.parse_entry(n))
+            .filter_map(|n| Some((n, core.layout.parse_entry(n)?)))
             .collect();
         cursor = next;
-        if keys.is_empty() {
+        if entries.is_empty() {
             if cursor == 0 {
                 break;
             }
             continue;
         }
         let mut get = redis::pipe();
-        for name in names
-            .iter()
-            .filter(|n| core.layout.parse_entry(n).is_some())
-        {
-            get.cmd("HMGET").arg(name).arg("id").arg("e");
+        for (name, _) in &entries {
+            get.cmd("HMGET").arg(*name).arg("id").arg("e");
         }
         let found: Vec<StoredEntry> = get.query(conn)?;
-        for (key, stored) in keys.into_iter().zip(found) {
+        for ((_, key), stored) in entries.into_iter().zip(found) {
             // Gone (expired or removed) since the SCAN saw it.
             if let (Some(id), Some(bytes)) = stored {
                 core.apply_stored(&id, &bytes, Some(key), |_| true);

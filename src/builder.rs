@@ -61,7 +61,7 @@ pub struct CacheBuilder<V> {
     ef_construction: usize,
     ef_search: usize,
     adaptive: bool,
-    flat_limit: usize,
+    exact_scan_limit: usize,
     max_dead_ratio: f32,
     background_rebuild: bool,
     weigher: Option<Weigher<V>>,
@@ -87,7 +87,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             ef_construction: 200,
             ef_search: 64,
             adaptive: true,
-            flat_limit: 1024,
+            exact_scan_limit: 1024,
             max_dead_ratio: 0.25,
             background_rebuild: true,
             weigher: None,
@@ -205,10 +205,10 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     /// the milliseconds of a graph insert; at 2048 it costs 1.3× (125 vs 96 µs), at 4096 2.1×.
     ///
     /// ```
-    /// let _ = paracache::Cache::<u8>::builder(4).flat_limit(2048).build().unwrap();
+    /// let _ = paracache::Cache::<u8>::builder(4).exact_scan_limit(2048).build().unwrap();
     /// ```
-    pub fn flat_limit(mut self, n: usize) -> Self {
-        self.flat_limit = n;
+    pub fn exact_scan_limit(mut self, n: usize) -> Self {
+        self.exact_scan_limit = n;
         self
     }
 
@@ -368,10 +368,10 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         if !valid_ef(self.ef_search) || !valid_ef(self.ef_construction) {
             return bad(EF_RANGE);
         }
-        if let Some(band) = &self.verify {
-            if !(band.below > -1.0 && band.below <= 1.0001) {
-                return bad("the verifier's band must end in (-1, 1.0001]");
-            }
+        if let Some(band) = &self.verify
+            && !(band.below > -1.0 && band.below <= 1.0001)
+        {
+            return bad("the verifier's band must end in (-1, 1.0001]");
         }
         if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
             return bad("max_dead_ratio must be in (0, 1)");
@@ -404,7 +404,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             index: IndexParams {
                 m: self.m,
                 ef_construction: self.ef_construction,
-                flat_limit: self.flat_limit,
+                exact_scan_limit: self.exact_scan_limit,
                 max_dead_ratio: self.max_dead_ratio,
                 min_dead: 64,
                 background: self.background_rebuild,

@@ -2,23 +2,30 @@
 
 use crate::alias::Aliases;
 use crate::builder::{CacheBuilder, EF_RANGE, valid_ef};
-use crate::config::Config;
+use crate::config::{Capacity, Config};
+use crate::embed::EmbedFn;
+use crate::persist::SnapshotReport;
+use crate::persist::snapshot;
 use crate::entry::{Entry, RemovalHint};
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::InFlight;
 use crate::key::{Key, exact_key, normalize};
 use crate::key_index::{KeyIndex, record_interval};
-use crate::lookup::{Hit, Lookup, Miss, Source};
+use crate::outcome::{Hit, Lookup, Miss, Source};
 use crate::partitions::Partitions;
 use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
+use crate::tier::{ExactProbe, NoSecondTier, SecondTier};
 use crate::store::{Store, build_store};
 use crate::vector::SearchParams;
 use crate::vector::validate::unit_vector;
 use moka::ops::compute::Op;
+use serde::Serialize;
+use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The two-tier semantic cache. See the [crate docs](crate) for the design and guarantees.
 ///
@@ -147,6 +154,37 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.inner.config.dimension
     }
 
+    /// How the cache's capacity is counted, and the bound.
+    ///
+    /// ```
+    /// use paracache::{Cache, Capacity};
+    /// let c = Cache::<u8>::builder(8).max_entries(500).build().unwrap();
+    /// assert_eq!(c.capacity(), Capacity::Entries(500));
+    /// ```
+    pub fn capacity(&self) -> Capacity {
+        self.inner.config.capacity
+    }
+
+    /// The time to live of every entry, if one is set.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = paracache::Cache::<u8>::builder(8).time_to_live(Duration::from_secs(9)).build().unwrap();
+    /// assert_eq!(c.time_to_live(), Some(Duration::from_secs(9)));
+    /// ```
+    pub fn time_to_live(&self) -> Option<Duration> {
+        self.inner.config.ttl
+    }
+
+    /// The time to idle of every entry, if one is set.
+    ///
+    /// ```
+    /// assert_eq!(paracache::Cache::<u8>::builder(8).build().unwrap().time_to_idle(), None);
+    /// ```
+    pub fn time_to_idle(&self) -> Option<Duration> {
+        self.inner.config.tti
+    }
+
     /// The similarity threshold that applies to `scope`.
     ///
     /// ```
@@ -160,10 +198,11 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// Look a prompt up: exact tier first, then, only if that misses, `embed` is called once and
     /// the semantic tier is searched within `scope`.
     ///
-    /// `embed` receives the normalized prompt. An exact hit never calls it. A miss returns the
-    /// validated embedding so you can [`insert_miss`](Self::insert_miss) without embedding again.
-    /// Errors (bad prompt, failing or invalid embedding) change nothing and are not counted as
-    /// lookups.
+    /// `embed` receives the normalized prompt: a closure or an [`Embedder`](crate::Embedder)'s
+    /// [`embed_fn`](crate::Embedder::embed_fn) (see [`EmbedFn`]). An exact hit never calls it. A
+    /// miss returns the validated embedding so you can [`insert_miss`](Self::insert_miss) without
+    /// embedding again. Errors (bad prompt, failing or invalid embedding) change nothing and are
+    /// not counted as lookups.
     ///
     /// ```
     /// use paracache::{Cache, Lookup, Scope};
@@ -176,37 +215,99 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// let r = cache.lookup(&scope, "q", |_| Err::<Vec<f32>, _>(std::io::Error::other("not called"))).unwrap();
     /// assert_eq!(r.hit().map(|h| *h.value()), Some(42));
     /// ```
-    pub fn lookup<F, E>(&self, scope: &Scope, prompt: &str, embed: F) -> Result<Lookup<V>>
-    where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
-        E: Into<BoxError>,
-    {
-        self.lookup_via(scope, prompt, embed, |_, _| None)
+    pub fn lookup(&self, scope: &Scope, prompt: &str, embed: impl EmbedFn) -> Result<Lookup<V>> {
+        self.lookup_through(scope, prompt, embed, &NoSecondTier)
     }
 
-    /// [`lookup`](Self::lookup) with one more tier between the exact and the semantic one:
-    /// `on_exact_miss` gets the normalized prompt and its key (the shared tier asks Redis there).
-    pub(crate) fn lookup_via<F, E>(
+    /// [`lookup`](Self::lookup) with a [`SecondTier`] asked between the exact and the semantic
+    /// tier: after a local exact miss and before `embed` is called. A hit it returns counts as an
+    /// exact hit in [`Stats`]. See [`SecondTier`] for an example.
+    pub fn lookup_through<T: SecondTier<V> + ?Sized>(
         &self,
         scope: &Scope,
         prompt: &str,
-        embed: F,
-        on_exact_miss: impl FnOnce(&str, &Key) -> Option<Hit<V>>,
-    ) -> Result<Lookup<V>>
-    where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
-        E: Into<BoxError>,
-    {
+        embed: impl EmbedFn,
+        tier: &T,
+    ) -> Result<Lookup<V>> {
         let text = self.check_prompt(prompt)?;
         let key = exact_key(scope, &text);
-        if let Some(hit) = self
-            .exact_hit(scope, &text, &key)
-            .or_else(|| on_exact_miss(&text, &key))
-        {
+        if let Some(hit) = self.exact_hit(scope, &text, &key) {
+            return Ok(Lookup::Hit(hit));
+        }
+        if let Some(hit) = tier.lookup(&ExactProbe::with_key(scope, &text, key)) {
+            Counters::bump(&self.inner.counters.exact_hits);
             return Ok(Lookup::Hit(hit));
         }
         let vector = self.embed_checked(&text, embed)?;
         Ok(self.semantic_lookup(scope, text.into(), key, vector))
+    }
+
+    /// Return the cached answer for `prompt`, or compute, insert and return it.
+    ///
+    /// Concurrent callers that miss on the same prompt, or on a paraphrase (at the scope's threshold)
+    /// of a prompt already being computed in the same scope, wait for that one computation instead
+    /// of running their own. If `compute` (or `embed`) fails, nothing is cached and every waiting
+    /// caller receives the error. A caller that waited counts as a miss in [`Cache::stats`] and
+    /// gets the other caller's entry as an exact or semantic hit.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope, Source};
+    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
+    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.0]);
+    /// let first = cache.get_or_insert_with(&Scope::global(), "q", embed, || Ok::<_, std::io::Error>("a".to_string())).unwrap();
+    /// assert_eq!(first.source(), Source::Computed);
+    /// let again = cache.get_or_insert_with(&Scope::global(), "q", embed, || -> Result<String, std::io::Error> { unreachable!() }).unwrap();
+    /// assert_eq!((again.source(), again.value().as_str()), (Source::Exact, "a"));
+    /// ```
+    pub fn get_or_insert_with<C, E2>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+        compute: C,
+    ) -> Result<Hit<V>>
+    where
+        C: FnOnce() -> std::result::Result<V, E2>,
+        E2: Into<BoxError>,
+    {
+        // The async path with a future that is ready at once: the compute runs on this thread
+        // and waiting for another caller's flight parks this thread.
+        pollster::block_on(
+            self.get_or_insert_with_async(scope, prompt, embed, || std::future::ready(compute())),
+        )
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) for async code: `compute` returns a future
+    /// (a model call) that only the leading caller awaits; the others wait without blocking their
+    /// executor. Dropping the leader's future releases the waiters, one of which then computes.
+    ///
+    /// The returned future is `Send` when `V`, `C` and its future are, so it runs on a
+    /// multi-threaded runtime.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope, Source};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
+    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.0]);
+    /// let hit = cache.get_or_insert_with_async(&Scope::global(), "q", embed, || async {
+    ///     Ok::<_, std::io::Error>("from the model".to_string())
+    /// }).await.unwrap();
+    /// assert_eq!(hit.source(), Source::Computed);
+    /// # });
+    /// ```
+    pub async fn get_or_insert_with_async<C, Fut, E2>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+        compute: C,
+    ) -> Result<Hit<V>>
+    where
+        C: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E2>>,
+        E2: Into<BoxError>,
+    {
+        self.fetch(scope, prompt, embed, compute).await
     }
 
     /// Insert (or replace) the answer for `prompt` in `scope`, with its embedding.
@@ -247,6 +348,44 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// ```
     pub fn insert_miss(&self, miss: Miss, value: V) -> Result<Hit<V>> {
         self.insert_checked(&miss.scope, miss.prompt, miss.key, miss.vector, value)
+    }
+
+    /// Insert an entry that another replica (or a [`SecondTier`]) created `age` ago: it expires
+    /// (time to live and time to idle) as if it had been inserted here then, and the returned
+    /// hit's source is [`Source::Shared`]. Validates like [`insert`](Self::insert); an entry older
+    /// than the time to live is inserted already expired, so it is never served.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope, Source};
+    /// use std::time::Duration;
+    /// let cache: Cache<u32> = Cache::builder(2).time_to_live(Duration::from_secs(60)).build()?;
+    /// let s = Scope::named("acme");
+    /// let hit = cache.insert_shared(&s, "q", vec![1.0, 0.0], 7, Duration::from_secs(5))?;
+    /// assert_eq!(hit.source(), Source::Shared);
+    /// // Older than the TTL: stored dead, never served.
+    /// cache.insert_shared(&s, "old", vec![0.0, 1.0], 8, Duration::from_secs(61))?;
+    /// assert!(!cache.lookup(&s, "old", |_| Ok::<_, std::io::Error>(vec![0.0, 1.0]))?.is_hit());
+    /// # Ok::<(), paracache::Error>(())
+    /// ```
+    pub fn insert_shared(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embedding: Vec<f32>,
+        value: V,
+        age: Duration,
+    ) -> Result<Hit<V>> {
+        let text = self.check_prompt(prompt)?;
+        let vector = unit_vector(&embedding, self.inner.config.dimension)?;
+        let key = exact_key(scope, &text);
+        let now = self.now();
+        let age_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+        let created = now.saturating_sub(age_ns);
+        let hit = self.insert_entry(scope, text.into(), key, vector, value, (created, now), true)?;
+        Ok(Hit {
+            source: Source::Shared,
+            ..hit
+        })
     }
 
     /// Remove the entry for `prompt` in `scope`. Returns whether one was removed. Once this returns,
@@ -378,9 +517,17 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.inner.partitions.len()
     }
 
-    // ----- internals shared with `fetch` -----
-
-    pub(crate) fn check_prompt<'p>(&self, prompt: &'p str) -> Result<std::borrow::Cow<'p, str>> {
+    /// Normalize and check a prompt as every lookup and insert does: the [normalized](crate::normalize)
+    /// text, or [`Error::EmptyPrompt`] / [`Error::PromptTooLarge`].
+    ///
+    /// ```
+    /// use paracache::{Cache, Error};
+    /// let c = Cache::<u8>::builder(2).max_prompt_bytes(8).build().unwrap();
+    /// assert_eq!(c.check_prompt("  a   b ").unwrap(), "a b");
+    /// assert_eq!(c.check_prompt(" \n").unwrap_err(), Error::EmptyPrompt);
+    /// assert!(matches!(c.check_prompt("far too long"), Err(Error::PromptTooLarge { .. })));
+    /// ```
+    pub fn check_prompt<'p>(&self, prompt: &'p str) -> Result<std::borrow::Cow<'p, str>> {
         let text = normalize(prompt);
         if text.is_empty() {
             return Err(Error::EmptyPrompt);
@@ -395,11 +542,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         Ok(text)
     }
 
-    pub(crate) fn embed_checked<F, E>(&self, text: &str, embed: F) -> Result<Arc<[f32]>>
-    where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
-        E: Into<BoxError>,
-    {
+    pub(crate) fn embed_checked(&self, text: &str, embed: impl EmbedFn) -> Result<Arc<[f32]>> {
         Counters::bump(&self.inner.counters.embed_calls);
         let v = embed(text).map_err(Error::embed)?;
         unit_vector(&v, self.inner.config.dimension)
@@ -495,6 +638,38 @@ impl<V: Send + Sync + 'static> Cache<V> {
             source: Source::Computed,
             similarity: 1.0,
         })
+    }
+}
+
+impl<V: Serialize + Send + Sync + 'static> Cache<V> {
+    /// Save every live entry to `path`, atomically (temp file, fsync, rename, fsync directory).
+    /// Concurrent lookups and inserts go on; entries changed during the save may or may not be in it.
+    ///
+    /// ```
+    /// use paracache::{Cache, Scope};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("cache.snapshot");
+    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
+    /// cache.insert(&Scope::global(), "q", vec![1.0, 0.0], "a".into()).unwrap();
+    /// assert_eq!(cache.save(&path).unwrap().entries, 1);
+    /// let (restored, report) = Cache::<String>::builder(2).build_from_snapshot(&path).unwrap();
+    /// assert_eq!(report.entries, 1);
+    /// assert!(restored.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0, 0.0])).unwrap().is_hit());
+    /// ```
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<SnapshotReport> {
+        snapshot::save_inner(&self.inner, path.as_ref())
+    }
+
+    /// The snapshot as bytes (same format as [`Cache::save`]), e.g. for object storage.
+    ///
+    /// ```
+    /// let cache: paracache::Cache<u8> = paracache::Cache::builder(2).build().unwrap();
+    /// assert_eq!(&cache.to_snapshot_bytes().unwrap()[..8], b"PARACACH");
+    /// ```
+    pub fn to_snapshot_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        snapshot::write_snapshot(&self.inner, &mut out)?;
+        Ok(out)
     }
 }
 

@@ -9,10 +9,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How capacity is counted.
+/// How a cache's capacity is counted ([`CacheBuilder::max_entries`](crate::CacheBuilder::max_entries)
+/// or [`CacheBuilder::max_bytes`](crate::CacheBuilder::max_bytes)), as
+/// [`Cache::capacity`](crate::Cache::capacity) reports it.
+///
+/// ```
+/// use paracache::{Cache, Capacity};
+/// let c = Cache::<u8>::builder(4).max_bytes(1 << 20).build().unwrap();
+/// assert_eq!(c.capacity(), Capacity::Bytes(1 << 20));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Capacity {
+#[non_exhaustive]
+pub enum Capacity {
+    /// At most this many entries.
     Entries(u64),
+    /// At most this many estimated bytes (prompt, value, vector and bookkeeping).
     Bytes(u64),
 }
 

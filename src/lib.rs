@@ -32,7 +32,7 @@
 //! 3. Only on an exact miss is the embedding function called. The vector is validated (dimension,
 //!    finite, non-zero) and scaled to unit length.
 //! 4. **Semantic tier**: the scope's own index is searched — an exact SIMD scan for small scopes,
-//!    an HNSW graph above [`CacheBuilder::flat_limit`]: hnsw_rs builds it, and lookups search a
+//!    an HNSW graph above [`CacheBuilder::exact_scan_limit`]: hnsw_rs builds it, and lookups search a
 //!    flat copy of its links and of the vectors as 8-bit codes (vectors inserted since the last
 //!    copy are scanned exactly), then rescores what it found with the full vectors using simsimd
 //!    dot products, so every similarity a decision rests on is exact. The graph is walked with a
@@ -66,6 +66,7 @@
 //! MSRV: Rust 1.85 (edition 2024).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alias;
 mod builder;
@@ -76,38 +77,38 @@ mod config;
 mod embed;
 mod entry;
 mod error;
-mod fetch;
+mod get_or_insert;
 mod inflight;
 mod key;
 mod key_index;
-mod lookup;
+mod outcome;
 mod partitions;
 mod persist;
 mod relevance;
 mod scope;
-#[cfg(feature = "redis")]
-mod shared;
 mod stats;
 mod store;
+mod tier;
 mod tiers;
 mod vector;
 
+pub use config::Capacity;
 pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
 pub use cache::Cache;
 pub use calibrate::{Calibration, CalibrationError, CurvePoint};
 pub use clock::{Clock, MockClock, SystemClock};
 #[cfg(feature = "bert")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bert")))]
 pub use embed::BertEmbedder;
-pub use embed::{Embedder, HashEmbedder};
+pub use embed::{EmbedFn, Embedder, HashEmbedder};
 pub use error::{BoxError, Error, Result};
 pub use key::normalize;
-pub use lookup::{Hit, Lookup, Miss, Source};
+pub use outcome::{Hit, Lookup, Miss, Source};
 pub use persist::SnapshotReport;
 pub use relevance::{Guard, Guards, Verifier};
 pub use scope::{Scope, ScopeBuilder};
-#[cfg(feature = "redis")]
-pub use shared::{RedisOptions, SharedCache, SharedStats};
 pub use stats::Stats;
+pub use tier::{ExactKey, ExactProbe, SecondTier};
 
 /// The README's code blocks run as doctests.
 #[cfg(doctest)]

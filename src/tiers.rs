@@ -6,7 +6,7 @@ use crate::cache::Cache;
 use crate::clock::nanos;
 use crate::entry::Entry;
 use crate::key::Key;
-use crate::lookup::{Hit, Lookup, Miss, Source};
+use crate::outcome::{Hit, Lookup, Miss, Source};
 use crate::relevance::Analysis;
 use crate::scope::Scope;
 use crate::stats::Counters;

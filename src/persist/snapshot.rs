@@ -142,38 +142,6 @@ pub(crate) fn save_inner<V: Serialize + Send + Sync + 'static>(
     result
 }
 
-impl<V: Serialize + Send + Sync + 'static> Cache<V> {
-    /// Save every live entry to `path`, atomically (temp file, fsync, rename, fsync directory).
-    /// Concurrent lookups and inserts go on; entries changed during the save may or may not be in it.
-    ///
-    /// ```
-    /// use paracache::{Cache, Scope};
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let path = dir.path().join("cache.snapshot");
-    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
-    /// cache.insert(&Scope::global(), "q", vec![1.0, 0.0], "a".into()).unwrap();
-    /// assert_eq!(cache.save(&path).unwrap().entries, 1);
-    /// let (restored, report) = Cache::<String>::builder(2).build_from_snapshot(&path).unwrap();
-    /// assert_eq!(report.entries, 1);
-    /// assert!(restored.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0, 0.0])).unwrap().is_hit());
-    /// ```
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<SnapshotReport> {
-        save_inner(&self.inner, path.as_ref())
-    }
-
-    /// The snapshot as bytes (same format as [`Cache::save`]), e.g. for object storage.
-    ///
-    /// ```
-    /// let cache: paracache::Cache<u8> = paracache::Cache::builder(2).build().unwrap();
-    /// assert_eq!(&cache.to_snapshot_bytes().unwrap()[..8], b"PARACACH");
-    /// ```
-    pub fn to_snapshot_bytes(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        write_snapshot(&self.inner, &mut out)?;
-        Ok(out)
-    }
-}
-
 impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
     /// Build a cache with this configuration and fill it from the snapshot at `path`.
     ///

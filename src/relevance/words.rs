@@ -86,11 +86,11 @@ impl WordList {
 pub(crate) fn stem(lower: &str) -> &str {
     let mut s = lower;
     for suffix in ["ing", "ed", "es", "s"] {
-        if s.len() > suffix.len() + 2 {
-            if let Some(rest) = s.strip_suffix(suffix) {
-                s = rest;
-                break;
-            }
+        if s.len() > suffix.len() + 2
+            && let Some(rest) = s.strip_suffix(suffix)
+        {
+            s = rest;
+            break;
         }
     }
     if s.len() > 3 {

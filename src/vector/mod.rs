@@ -4,8 +4,8 @@
 //! "Distance" lives only in this module; everything above it speaks of similarity.
 
 pub(crate) mod distance;
-pub(crate) mod flat_view;
-pub(crate) mod graph;
+pub(crate) mod frozen_graph;
+pub(crate) mod hnsw_graph;
 pub(crate) mod partition;
 pub(crate) mod segment;
 pub(crate) mod validate;
@@ -64,7 +64,7 @@ pub(crate) struct IndexParams {
     pub(crate) m: usize,
     pub(crate) ef_construction: usize,
     /// Live entries up to which a partition answers by exact scan instead of a graph.
-    pub(crate) flat_limit: usize,
+    pub(crate) exact_scan_limit: usize,
     /// Share of dead slots above which a partition is rebuilt.
     pub(crate) max_dead_ratio: f32,
     /// Dead slots below which no rebuild is worth its cost.

@@ -6,7 +6,7 @@
 //! entry store or user code is called.
 
 use super::IndexParams;
-use super::graph::HnswGraph;
+use super::hnsw_graph::HnswGraph;
 use super::segment::{LiveVector, Segment};
 use crate::key::Key;
 use parking_lot::RwLock;
@@ -97,7 +97,7 @@ impl Partition {
     pub(crate) fn wanted_rebuild(&self, p: &IndexParams) -> Rebuild {
         let seg = self.segment();
         let (live, dead) = seg.counts();
-        if !seg.has_graph() && live > p.flat_limit {
+        if !seg.has_graph() && live > p.exact_scan_limit {
             Rebuild::Promote
         } else if dead >= p.min_dead && dead as f32 > p.max_dead_ratio * (live + dead) as f32 {
             Rebuild::Compact
@@ -129,7 +129,7 @@ impl Partition {
     fn rebuild_claimed(&self, p: &IndexParams) -> bool {
         let old = self.segment();
         let (live, mut end) = old.begin_copy();
-        let graph = (live.len() > p.flat_limit)
+        let graph = (live.len() > p.exact_scan_limit)
             .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
         let fresh = Segment::build(live, graph);
         // Catch up without blocking anyone until little is left, so the final catch-up under the
@@ -173,11 +173,11 @@ fn replay(fresh: &Segment, added: Vec<LiveVector>, removed: Vec<(Key, u64)>) {
 mod tests {
     use super::*;
 
-    fn params(flat_limit: usize) -> IndexParams {
+    fn params(exact_scan_limit: usize) -> IndexParams {
         IndexParams {
             m: 8,
             ef_construction: 32,
-            flat_limit,
+            exact_scan_limit,
             max_dead_ratio: 0.25,
             min_dead: 1,
             background: false,

@@ -5,14 +5,14 @@
 //! invalidated or replaced; its vector is released at once, but the graph's copy stays until the
 //! partition is rebuilt into a new segment.
 //!
-//! Searches of a graph segment run on a [`FlatView`] of the graph, which covers the slots that
+//! Searches of a graph segment run on a [`FrozenGraph`] of the graph, which covers the slots that
 //! existed when it was frozen; slots added since (the tail, at most [`TAIL_LIMIT`] before the
 //! next freeze) are scanned exactly, so a new vector is findable from the moment it is inserted.
 
 use super::Candidate;
 use super::distance::similarity;
-use super::flat_view::{FlatView, Walk};
-use super::graph::{AnnGraph, HnswGraph};
+use super::frozen_graph::{FrozenGraph, Walk};
+use super::hnsw_graph::{AnnGraph, HnswGraph};
 use crate::key::Key;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ pub(crate) struct LiveVector {
 pub(crate) struct Segment {
     book: RwLock<Book>,
     graph: Option<Box<dyn AnnGraph>>,
-    view: RwLock<Arc<FlatView>>,
+    view: RwLock<Arc<FrozenGraph>>,
     /// Held shared by every insert from slot assignment to graph link-up, and exclusively by a
     /// freeze, so a view never covers a slot whose graph insert is still running.
     insert_gate: RwLock<()>,
@@ -104,7 +104,7 @@ impl Segment {
         Segment {
             book: RwLock::new(book),
             graph,
-            view: RwLock::new(Arc::new(FlatView::empty())),
+            view: RwLock::new(Arc::new(FrozenGraph::empty())),
             insert_gate: RwLock::new(()),
             freezing: AtomicBool::new(false),
             full_at: AtomicUsize::new(0),
@@ -209,7 +209,7 @@ impl Segment {
         drop(gate);
         if let Some(links) = links {
             let base = (since > 0).then_some(&*base);
-            *self.view.write() = Arc::new(FlatView::build(base, since, covered, fresh, links));
+            *self.view.write() = Arc::new(FrozenGraph::build(base, since, covered, fresh, links));
             if since == 0 {
                 self.full_at.store(covered, Ordering::Release);
             }

@@ -5,14 +5,14 @@
 //! partition is rebuilt from live vectors.
 
 use super::distance::SimdCosine;
-use super::flat_view::{ExportedPoint, GraphLinks};
+use super::frozen_graph::{ExportedPoint, GraphLinks};
 use hnsw_rs::hnsw::{Hnsw, Point};
 use parking_lot::Mutex;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 /// An ANN graph over slot ids, maintained by its engine and searched through a
-/// [`super::flat_view::FlatView`] of its exported links.
+/// [`super::frozen_graph::FrozenGraph`] of its exported links.
 pub(crate) trait AnnGraph: Send + Sync {
     /// Add one vector under `slot`. `false` if the engine failed (the caller falls back to a scan).
     fn insert(&self, vector: &[f32], slot: usize) -> bool;

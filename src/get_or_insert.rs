@@ -2,10 +2,11 @@
 //! paraphrase) across all concurrent callers.
 
 use crate::cache::Cache;
+use crate::embed::EmbedFn;
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::{LeaderGuard, Outcome, Role};
 use crate::key::Key;
-use crate::lookup::{Hit, Lookup, Source};
+use crate::outcome::{Hit, Lookup, Source};
 use crate::scope::Scope;
 use crate::stats::Counters;
 use std::future::Future;
@@ -26,71 +27,16 @@ enum Start<'s, V> {
 }
 
 impl<V: Send + Sync + 'static> Cache<V> {
-    /// Return the cached answer for `prompt`, or compute, insert and return it.
-    ///
-    /// Concurrent callers that miss on the same prompt, or on a paraphrase (at the scope's threshold)
-    /// of a prompt already being computed in the same scope, wait for that one computation instead
-    /// of running their own. If `compute` (or `embed`) fails, nothing is cached and every waiting
-    /// caller receives the error. A caller that waited counts as a miss in [`Cache::stats`] and
-    /// gets the other caller's entry as an exact or semantic hit.
-    ///
-    /// ```
-    /// use paracache::{Cache, Scope, Source};
-    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
-    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.0]);
-    /// let first = cache.get_or_insert_with(&Scope::global(), "q", embed, || Ok::<_, std::io::Error>("a".to_string())).unwrap();
-    /// assert_eq!(first.source(), Source::Computed);
-    /// let again = cache.get_or_insert_with(&Scope::global(), "q", embed, || -> Result<String, std::io::Error> { unreachable!() }).unwrap();
-    /// assert_eq!((again.source(), again.value().as_str()), (Source::Exact, "a"));
-    /// ```
-    pub fn get_or_insert_with<F, E1, C, E2>(
+    /// The body of [`Cache::get_or_insert_with_async`] (and, through `pollster`, of
+    /// [`Cache::get_or_insert_with`]): a counted lookup, then one computation per flight.
+    pub(crate) async fn fetch<C, Fut, E2>(
         &self,
         scope: &Scope,
         prompt: &str,
-        embed: F,
+        embed: impl EmbedFn,
         compute: C,
     ) -> Result<Hit<V>>
     where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E1>,
-        E1: Into<BoxError>,
-        C: FnOnce() -> std::result::Result<V, E2>,
-        E2: Into<BoxError>,
-    {
-        // The async path with a future that is ready at once: the compute runs on this thread
-        // and waiting for another caller's flight parks this thread.
-        pollster::block_on(
-            self.get_or_insert_with_async(scope, prompt, embed, || std::future::ready(compute())),
-        )
-    }
-
-    /// [`get_or_insert_with`](Self::get_or_insert_with) for async code: `compute` returns a future
-    /// (a model call) that only the leading caller awaits; the others wait without blocking their
-    /// executor. Dropping the leader's future releases the waiters, one of which then computes.
-    ///
-    /// The returned future is `Send` when `V`, `C` and its future are, so it runs on a
-    /// multi-threaded runtime.
-    ///
-    /// ```
-    /// use paracache::{Cache, Scope, Source};
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
-    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.0]);
-    /// let hit = cache.get_or_insert_with_async(&Scope::global(), "q", embed, || async {
-    ///     Ok::<_, std::io::Error>("from the model".to_string())
-    /// }).await.unwrap();
-    /// assert_eq!(hit.source(), Source::Computed);
-    /// # });
-    /// ```
-    pub async fn get_or_insert_with_async<F, E1, C, Fut, E2>(
-        &self,
-        scope: &Scope,
-        prompt: &str,
-        embed: F,
-        compute: C,
-    ) -> Result<Hit<V>>
-    where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E1>,
-        E1: Into<BoxError>,
         C: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<V, E2>>,
         E2: Into<BoxError>,
@@ -126,11 +72,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
     }
 
     /// The counted lookup that begins a fetch; a miss becomes a pending computation.
-    fn start<'s, F, E1>(&self, scope: &'s Scope, prompt: &str, embed: F) -> Result<Start<'s, V>>
-    where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E1>,
-        E1: Into<BoxError>,
-    {
+    fn start<'s>(&self, scope: &'s Scope, prompt: &str, embed: impl EmbedFn) -> Result<Start<'s, V>> {
         Ok(match self.lookup(scope, prompt, embed)? {
             Lookup::Hit(hit) => Start::Hit(hit),
             Lookup::Miss(miss) => Start::Miss(Pending {

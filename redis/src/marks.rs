@@ -6,8 +6,8 @@
 //! (and purges the write side of `purge`), so a removal cannot land between them.
 
 use super::wire::StreamId;
-use crate::key::Key;
-use crate::scope::Scope;
+use crate::Key;
+use paracache::Scope;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 

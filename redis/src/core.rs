@@ -8,13 +8,8 @@ use super::options::RedisOptions;
 use super::scripts::Scripts;
 use super::stats::{SharedCounters, bump};
 use super::wire::{self, StreamId, WireEntry, WireRemoval, wall_us};
-use crate::cache::Cache;
-use crate::config::Capacity;
-use crate::key::{Key, exact_key, normalize};
-use crate::lookup::{Hit, Source};
-use crate::scope::Scope;
-use crate::stats::Counters;
-use crate::vector::validate::unit_vector;
+use crate::{Key, exact_key};
+use paracache::{Cache, Capacity, ExactProbe, Hit, Scope, SecondTier, normalize};
 use parking_lot::Mutex;
 use redis::{Connection, RedisResult};
 use serde::Serialize;
@@ -80,9 +75,11 @@ where
     pub(crate) fn new(cache: Cache<V>, options: RedisOptions, link: Link, ttl: Duration) -> Self {
         // A mark per recently changed key; a few times the entry count covers every entry
         // changing within one TTL more than once.
-        let marks_capacity = match cache.inner.config.capacity {
+        let marks_capacity = match cache.capacity() {
             Capacity::Entries(n) => n.saturating_mul(4),
             Capacity::Bytes(b) => b / 64,
+            // A kind of capacity this crate does not know yet: the upper bound below.
+            _ => u64::MAX,
         }
         .clamp(100_000, 10_000_000);
         Core {
@@ -116,13 +113,12 @@ where
 
     /// Share an entry just inserted locally. A failure leaves it local-only.
     pub(crate) fn publish_put(&self, hit: &Hit<V>) {
-        let e = &hit.entry;
         let created_us = wall_us();
-        let entry = wire::encode(&e.value).and_then(|value| {
+        let entry = wire::encode(hit.value()).and_then(|value| {
             wire::encode(&WireEntry {
-                scope: e.scope.encoding().to_vec(),
-                prompt: e.prompt.to_string(),
-                vector: e.vector.to_vec(),
+                scope: hit.scope().encoding().to_vec(),
+                prompt: hit.matched_prompt().to_string(),
+                vector: hit.embedding().to_vec(),
                 value,
                 created_us,
             })
@@ -131,14 +127,16 @@ where
             bump(&self.counters.unshared_inserts);
             return;
         };
-        let b = self.layout.bucket(&e.scope);
+        let scope = hit.scope();
+        let key = exact_key(scope, hit.matched_prompt());
+        let b = self.layout.bucket(scope);
         let put = |c: &mut Connection| {
             self.scripts
                 .put
-                .key(self.layout.entry(b, &e.key))
+                .key(self.layout.entry(b, &key))
                 .key(self.layout.stream(b))
                 .key(self.layout.counter(b))
-                .key(self.layout.scope_set(b, &e.scope))
+                .key(self.layout.scope_set(b, scope))
                 .arg(bytes.as_slice())
                 .arg(self.origin.as_str())
                 .arg(created_us)
@@ -150,8 +148,8 @@ where
             Some(id) => {
                 bump(&self.counters.published);
                 if let Some(id) = StreamId::parse(id.as_bytes()) {
-                    let _stripe = self.marks.lock(&e.key);
-                    self.marks.mark_key(e.key, id);
+                    let _stripe = self.marks.lock(&key);
+                    self.marks.mark_key(key, id);
                 }
             }
             None => {
@@ -294,7 +292,6 @@ where
         match self.apply_stored(&id, &bytes, Some(*key), same) {
             Applied::Inserted(hit) => {
                 bump(&self.counters.redis_hits);
-                Counters::bump(&self.cache.inner.counters.exact_hits);
                 Some(hit)
             }
             _ => {
@@ -347,31 +344,25 @@ where
         if expect.is_some_and(|k| k != key) {
             return Applied::Rejected;
         }
-        let Ok(vector) = unit_vector(&w.vector, cache.dimension()) else {
+        if w.vector.len() != cache.dimension() {
             return Applied::Rejected;
-        };
+        }
         let Some(value) = wire::decode::<V>(&w.value) else {
             return Applied::Rejected;
         };
-        let age_us = wall_us().saturating_sub(w.created_us);
-        if Duration::from_micros(age_us) >= self.ttl {
+        let age = Duration::from_micros(wall_us().saturating_sub(w.created_us));
+        if age >= self.ttl {
             return Applied::Expired;
         }
-        let now = cache.now();
-        let created = now.saturating_sub(age_us.saturating_mul(1000));
         let _purge = self.marks.purge.read();
         let _stripe = self.marks.lock(&key);
         if self.marks.supersedes(&key, &scope, id) {
             return Applied::Superseded;
         }
-        let prompt = w.prompt.into_boxed_str();
-        match cache.insert_entry(&scope, prompt, key, vector, value, (created, now), true) {
+        match cache.insert_shared(&scope, &w.prompt, w.vector, value, age) {
             Ok(hit) => {
                 self.marks.mark_key(key, id);
-                Applied::Inserted(Hit {
-                    source: Source::Shared,
-                    ..hit
-                })
+                Applied::Inserted(hit)
             }
             Err(_) => Applied::Rejected,
         }
@@ -406,5 +397,15 @@ where
             prompt: r.prompt.into_boxed_str(),
             key,
         })
+    }
+}
+
+/// The shared tier is the cache's second tier: a local exact miss asks Redis.
+impl<V> SecondTier<V> for Core<V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    fn lookup(&self, probe: &ExactProbe<'_>) -> Option<Hit<V>> {
+        self.fetch(probe.scope(), probe.prompt(), probe.key().as_bytes())
     }
 }

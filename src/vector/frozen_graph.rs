@@ -31,7 +31,7 @@ pub(crate) struct GraphLinks {
 }
 
 /// The flat, immutable search structure over slots `0..covered`.
-pub(crate) struct FlatView {
+pub(crate) struct FrozenGraph {
     covered: usize,
     /// Length of every vector the view holds codes for; 0 while it holds none.
     dim: usize,
@@ -92,10 +92,10 @@ fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
     unit
 }
 
-impl FlatView {
+impl FrozenGraph {
     /// An empty view (covers nothing; the segment scans every slot).
     pub(crate) fn empty() -> Self {
-        FlatView {
+        FrozenGraph {
             covered: 0,
             dim: 0,
             blocks: Vec::new(),
@@ -111,7 +111,7 @@ impl FlatView {
     /// its codes for those slots are kept. `fresh` holds the vectors of slots `since..covered`
     /// (`None` for a dead slot, whose vector then comes from the export).
     pub(crate) fn build(
-        base: Option<&FlatView>,
+        base: Option<&FrozenGraph>,
         since: usize,
         covered: usize,
         fresh: Vec<Option<Arc<[f32]>>>,
@@ -169,7 +169,7 @@ impl FlatView {
             .map_or(0, |b| b.dim)
             .max(vectors.iter().flatten().next().map_or(0, |v| v.len()));
         let blocks = Self::code_blocks(base, since, covered, dim, &vectors);
-        FlatView {
+        FrozenGraph {
             covered,
             dim,
             blocks,
@@ -184,7 +184,7 @@ impl FlatView {
     /// shared, the rest built from `base`'s codes below `since` and `vectors` (slots
     /// `since..covered`) above it.
     fn code_blocks(
-        base: Option<&FlatView>,
+        base: Option<&FrozenGraph>,
         since: usize,
         covered: usize,
         dim: usize,
@@ -309,7 +309,7 @@ impl FlatView {
 /// over (they may belong in the wider beam) and the visited set. The wide answer then costs
 /// only the evaluations a wide search from scratch would have made beyond the probe's.
 pub(crate) struct Walk {
-    view: Arc<FlatView>,
+    view: Arc<FrozenGraph>,
     query: Quantized,
     /// Pops the most similar unexpanded slot.
     frontier: BinaryHeap<Best>,
@@ -467,7 +467,7 @@ mod tests {
     use super::*;
 
     /// The `k` best of a walk at beam width `ef`.
-    fn find(v: FlatView, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
+    fn find(v: FrozenGraph, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
         let mut walk = Arc::new(v).walk(q);
         walk.widen(ef);
         let mut found = walk.found();
@@ -480,7 +480,7 @@ mod tests {
     }
 
     /// A ring of 8 points on the unit circle, each linked to its two ring neighbours.
-    fn ring() -> FlatView {
+    fn ring() -> FrozenGraph {
         let n = 8u32;
         let vectors = (0..n)
             .map(|i| Some(unit(i as f32 * std::f32::consts::TAU / n as f32)))
@@ -492,7 +492,7 @@ mod tests {
                 vector: None,
             })
             .collect();
-        FlatView::build(
+        FrozenGraph::build(
             None,
             0,
             n as usize,
@@ -528,7 +528,7 @@ mod tests {
             },
         ];
         // Slot 1's vector comes from the export; slot 2 is beyond `covered`.
-        let v = FlatView::build(
+        let v = FrozenGraph::build(
             None,
             0,
             2,
@@ -609,8 +609,8 @@ mod tests {
         let vs = random_units(BLOCK * 2 + 100, 8, 3);
         let first = BLOCK + 50;
         let fresh = |r: std::ops::Range<usize>| vs[r].iter().cloned().map(Some).collect();
-        let a = FlatView::build(None, 0, first, fresh(0..first), chain(&vs[..first], 0, 0));
-        let b = FlatView::build(
+        let a = FrozenGraph::build(None, 0, first, fresh(0..first), chain(&vs[..first], 0, 0));
+        let b = FrozenGraph::build(
             Some(&a),
             first,
             vs.len(),
@@ -642,7 +642,7 @@ mod tests {
 
     #[test]
     fn empty_view_finds_nothing() {
-        assert!(find(FlatView::empty(), &unit(0.0), 1, 4).is_empty());
+        assert!(find(FrozenGraph::empty(), &unit(0.0), 1, 4).is_empty());
     }
 
     #[test]

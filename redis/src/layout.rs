@@ -13,8 +13,8 @@
 //! <ns>:{b<bucket>}:n                     counter numbering the stream's events
 //! ```
 
-use crate::key::Key;
-use crate::scope::Scope;
+use crate::Key;
+use paracache::Scope;
 
 pub(crate) struct Layout {
     namespace: String,
@@ -97,7 +97,7 @@ pub(crate) fn valid_namespace(ns: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::exact_key;
+    use crate::exact_key;
 
     /// What Redis Cluster hashes: the part between the first `{` and the next `}`.
     fn hash_tag(name: &str) -> &str {

@@ -1,18 +1,18 @@
 //! How a [`SharedCache`](crate::SharedCache) reaches Redis.
 
-use crate::error::{Error, Result};
+use paracache::{Error, Result};
 use std::time::Duration;
 
 /// Settings for the shared tier. Only the URL is required; every default is explained on its
 /// setter.
 ///
 /// ```
-/// use paracache::RedisOptions;
+/// use paracache_redis::RedisOptions;
 /// use std::time::Duration;
 /// let o = RedisOptions::new("redis://127.0.0.1:6379/")
 ///     .namespace("gateway-prod")
 ///     .timeout(Duration::from_millis(20));
-/// assert_eq!(o.get_timeout(), Duration::from_millis(20));
+/// assert!(format!("{o:?}").contains("timeout: 20ms"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -62,11 +62,6 @@ impl RedisOptions {
     pub fn timeout(mut self, timeout: Duration) -> RedisOptions {
         self.timeout = timeout;
         self
-    }
-
-    /// The accessor for [`timeout`](Self::timeout).
-    pub fn get_timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// After a failed call, how long calls skip Redis before trying again (default 500 ms), so an

@@ -5,10 +5,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the shared tier has done, from [`SharedCache::shared_stats`](crate::SharedCache::shared_stats).
-/// The local cache's own counters are in [`Stats`](crate::Stats).
+/// The local cache's own counters are in [`Stats`](paracache::Stats).
 ///
 /// ```
-/// let s = paracache::SharedStats::default();
+/// let s = paracache_redis::SharedStats::default();
 /// assert_eq!(s.redis_hits + s.redis_misses, 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]

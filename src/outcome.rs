@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 /// Which path produced an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Source {
     /// Tier 1: the same normalized prompt in the same scope.
     Exact,
@@ -17,8 +18,9 @@ pub enum Source {
     /// still-live entry before (see [`CacheBuilder::alias_hits`](crate::CacheBuilder::alias_hits)).
     /// The similarity is that of the semantic hit.
     Alias,
-    /// Tier 1 on another replica: the same prompt in the same scope, found in Redis by a
-    /// [`SharedCache`](crate::SharedCache) (feature `redis`) after a local exact miss.
+    /// Tier 1 on another replica: the same prompt in the same scope, found by a
+    /// [`SecondTier`](crate::SecondTier) after a local exact miss (the `paracache-redis` crate's
+    /// shared tier), or applied with [`Cache::insert_shared`](crate::Cache::insert_shared).
     Shared,
     /// Not cached: `get_or_insert_with` ran the compute function (or waited for another caller's).
     Computed,
@@ -236,6 +238,7 @@ impl fmt::Debug for Miss {
 /// assert!(!r.is_hit() && r.hit().is_none());
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Lookup<V> {
     /// Served from the cache.
     Hit(Hit<V>),

@@ -8,7 +8,7 @@
 use super::core::{Core, Removal};
 use super::stats::bump;
 use super::wire::{self, StreamId, WireEntry, wall_us};
-use crate::scope::Scope;
+use paracache::Scope;
 use redis::{Connection, RedisResult, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,4 +1,11 @@
-//! Scale-out: replicas share one cache through Redis (feature `redis`).
+//! # paracache-redis: replicas share one semantic cache through Redis
+//!
+//! Built on the core's public [`SecondTier`](paracache::SecondTier) hook only: a local exact miss
+//! asks Redis, and the other replicas' puts and removals are applied with
+//! [`Cache::insert_shared`](paracache::Cache::insert_shared),
+//! [`Cache::invalidate`](paracache::Cache::invalidate) and
+//! [`Cache::invalidate_scope`](paracache::Cache::invalidate_scope). Another engine (Valkey, a
+//! key-value store) would need nothing more from the core.
 //!
 //! Each replica keeps its own [`Cache`] as the fast path. Around it, [`SharedCache`] writes every
 //! insert and invalidation to Redis (the entry under a key with a Redis-side TTL, and an event on
@@ -21,15 +28,18 @@ pub use options::RedisOptions;
 pub use stats::SharedStats;
 
 use self::core::{Core, Removal};
-use crate::cache::Cache;
-use crate::error::{BoxError, Error, Result};
-use crate::key::{exact_key, normalize};
-use crate::lookup::{Hit, Lookup, Miss};
-use crate::scope::Scope;
+use paracache::{Cache, EmbedFn, Error, ExactKey, Hit, Lookup, Miss, Result, Scope, normalize};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// The exact tier's key as bytes: Redis key names and marks are made from it.
+type Key = [u8; 16];
+
+fn exact_key(scope: &Scope, normalized: &str) -> Key {
+    *ExactKey::new(scope, normalized).as_bytes()
+}
 
 /// A [`Cache`] whose entries are shared with other replicas through Redis.
 ///
@@ -43,11 +53,12 @@ use std::sync::atomic::Ordering;
 ///   local-only, counts the errors, keeps its invalidations to publish later, and catches up (or
 ///   reloads) when Redis is back.
 ///
-/// The cache must have a TTL ([`CacheBuilder::time_to_live`](crate::CacheBuilder::time_to_live)): Redis keys expire
+/// The cache must have a TTL ([`CacheBuilder::time_to_live`](paracache::CacheBuilder::time_to_live)): Redis keys expire
 /// with it, which bounds Redis memory and lets every replica honour the same expiry.
 ///
 /// ```no_run
-/// use paracache::{Cache, RedisOptions, Scope, SharedCache};
+/// use paracache::{Cache, Scope};
+/// use paracache_redis::{RedisOptions, SharedCache};
 /// use std::time::Duration;
 /// let local: Cache<String> = Cache::builder(384).time_to_live(Duration::from_secs(3600)).build()?;
 /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:6379/"))?;
@@ -95,14 +106,15 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     /// Errors: invalid options or URL, or a cache without a TTL.
     ///
     /// ```
-    /// use paracache::{Cache, RedisOptions, SharedCache};
+    /// use paracache::Cache;
+/// use paracache_redis::{RedisOptions, SharedCache};
     /// let no_ttl: Cache<String> = Cache::builder(4).build().unwrap();
     /// let err = SharedCache::connect(no_ttl, RedisOptions::new("redis://127.0.0.1:1/")).unwrap_err();
     /// assert!(err.to_string().contains("TTL"));
     /// ```
     pub fn connect(local: Cache<V>, options: RedisOptions) -> Result<SharedCache<V>> {
         options.validate()?;
-        let Some(ttl) = local.inner.config.ttl else {
+        let Some(ttl) = local.time_to_live() else {
             return Err(Error::InvalidConfig(
                 "a shared cache needs a TTL: Redis keys expire with it".into(),
             ));
@@ -128,17 +140,11 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     }
 
     /// Look a prompt up: the local exact tier, then Redis (an entry another replica inserted,
-    /// answered with [`Source::Shared`](crate::Source::Shared) and kept locally), then `embed`
+    /// answered with [`Source::Shared`](paracache::Source::Shared) and kept locally), then `embed`
     /// and the local semantic tier. As [`Cache::lookup`] otherwise.
-    pub fn lookup<F, E>(&self, scope: &Scope, prompt: &str, embed: F) -> Result<Lookup<V>>
-    where
-        F: FnOnce(&str) -> std::result::Result<Vec<f32>, E>,
-        E: Into<BoxError>,
-    {
+    pub fn lookup(&self, scope: &Scope, prompt: &str, embed: impl EmbedFn) -> Result<Lookup<V>> {
         let core = self.core();
-        core.cache.lookup_via(scope, prompt, embed, |text, key| {
-            core.fetch(scope, text, key)
-        })
+        core.cache.lookup_through(scope, prompt, embed, core)
     }
 
     /// Insert locally, then share it. As [`Cache::insert`]; an entry that cannot be shared

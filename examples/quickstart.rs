@@ -81,15 +81,15 @@ fn main() -> Result<(), paracache::Error> {
 
 fn report(prompt: &str, r: &Lookup<String>, started: Instant) {
     let us = started.elapsed().as_secs_f64() * 1e6;
-    match r {
-        Lookup::Hit(h) => println!(
+    match r.hit() {
+        Some(h) => println!(
             "[{:>8}] {prompt}\n           -> {} (similarity {:.3}, matched \"{}\", {us:.1} µs)",
             h.source().as_str(),
             h.value(),
             h.similarity(),
             h.matched_prompt()
         ),
-        Lookup::Miss(_) => println!(
+        None => println!(
             "[{:>8}] {prompt}\n           -> not cached ({us:.1} µs)",
             "miss"
         ),

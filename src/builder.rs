@@ -113,7 +113,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     }
 
     /// Bound the cache by estimated bytes: prompt + value (see [`Self::weigher`]) + the vector
-    /// twice (entry and graph) + its one-byte codes in the search view + graph links + ~400
+    /// twice (entry and graph) + its one-byte codes in the frozen graph + graph links + ~400
     /// bytes of bookkeeping per entry.
     ///
     /// ```

@@ -246,8 +246,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
     ///
     /// Concurrent callers that miss on the same prompt, or on a paraphrase (at the scope's threshold)
     /// of a prompt already being computed in the same scope, wait for that one computation instead
-    /// of running their own. If `compute` (or `embed`) fails, nothing is cached and every waiting
-    /// caller receives the error. A caller that waited counts as a miss in [`Cache::stats`] and
+    /// of running their own. If `compute` fails, nothing is cached and every waiting caller
+    /// receives the error; an `embed` failure is returned to its own caller only (it fails before
+    /// the call joins a flight). A caller that waited counts as a miss in [`Cache::stats`] and
     /// gets the other caller's entry as an exact or semantic hit.
     ///
     /// ```
@@ -307,7 +308,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         Fut: Future<Output = std::result::Result<V, E2>>,
         E2: Into<BoxError>,
     {
-        self.fetch(scope, prompt, embed, compute).await
+        self.compute_once(scope, prompt, embed, compute).await
     }
 
     /// Insert (or replace) the answer for `prompt` in `scope`, with its embedding.
@@ -482,8 +483,8 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.inner.store.run_pending_tasks();
     }
 
-    /// Rebuild, on this thread, every partition that has passed its dead-share bound or the flat
-    /// limit, first waiting for any background rebuild of it to finish. Rebuilds otherwise happen
+    /// Rebuild, on this thread, every partition that has passed its dead-share bound or the exact
+    /// scan limit, first waiting for any background rebuild of it to finish. Rebuilds otherwise happen
     /// by themselves in the background; call this to settle the index now (e.g. before measuring
     /// memory or saving).
     ///

@@ -69,7 +69,7 @@ impl<V> Config<V> {
     }
 
     /// Estimated resident bytes of one entry: prompt, value, the entry's own vector, the graph's
-    /// copy of it and its links (2·M neighbours of ~16 bytes at layer 0), the flat view's copy
+    /// copy of it and its links (2·M neighbours of ~16 bytes at layer 0), the frozen graph's copy
     /// of those links (2·M × 4 bytes) and its one-byte codes of the vector, and fixed overhead
     /// (entry, store and key-index slots).
     pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {

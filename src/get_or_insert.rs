@@ -29,7 +29,7 @@ enum Start<'s, V> {
 impl<V: Send + Sync + 'static> Cache<V> {
     /// The body of [`Cache::get_or_insert_with_async`] (and, through `pollster`, of
     /// [`Cache::get_or_insert_with`]): a counted lookup, then one computation per flight.
-    pub(crate) async fn fetch<C, Fut, E2>(
+    pub(crate) async fn compute_once<C, Fut, E2>(
         &self,
         scope: &Scope,
         prompt: &str,
@@ -71,7 +71,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.settle(pending, guard, value)
     }
 
-    /// The counted lookup that begins a fetch; a miss becomes a pending computation.
+    /// The counted lookup that begins a get_or_insert_with; a miss becomes a pending computation.
     fn start<'s>(&self, scope: &'s Scope, prompt: &str, embed: impl EmbedFn) -> Result<Start<'s, V>> {
         Ok(match self.lookup(scope, prompt, embed)? {
             Lookup::Hit(hit) => Start::Hit(hit),

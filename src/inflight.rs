@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub(crate) enum Outcome {
     /// The leader inserted its value: look again.
     Done,
-    /// The leader's embed or compute failed: followers get the same error (nothing was cached).
+    /// The leader's compute (or its insert) failed: followers get the same error (nothing was cached).
     Failed(Error),
     /// The leader was dropped (panic or cancelled future): followers race to lead again.
     Abandoned,

@@ -12,13 +12,13 @@
 //! let scope = Scope::builder().tenant("acme").model("gpt-4o").build();
 //!
 //! let answer = cache.get_or_insert_with(&scope, "How do I reset my password?",
-//!     |t| embedder.embed(t),
+//!     embedder.embed_fn(),
 //!     || Ok::<_, std::io::Error>("Settings > Security > Reset.".to_string()))?;
 //! assert_eq!(answer.source(), paracache::Source::Computed);
 //!
-//! match cache.lookup(&scope, "how can I reset my password", |t| embedder.embed(t))? {
+//! match cache.lookup(&scope, "how can I reset my password", embedder.embed_fn())? {
 //!     Lookup::Hit(hit) => assert_eq!(hit.value(), "Settings > Security > Reset."),
-//!     Lookup::Miss(_) => unreachable!(),
+//!     _ => unreachable!("a rewording that shares most words"),
 //! }
 //! # Ok::<(), paracache::Error>(())
 //! ```
@@ -33,7 +33,7 @@
 //!    finite, non-zero) and scaled to unit length.
 //! 4. **Semantic tier**: the scope's own index is searched — an exact SIMD scan for small scopes,
 //!    an HNSW graph above [`CacheBuilder::exact_scan_limit`]: hnsw_rs builds it, and lookups search a
-//!    flat copy of its links and of the vectors as 8-bit codes (vectors inserted since the last
+//!    frozen copy of its links and of the vectors as 8-bit codes (vectors inserted since the last
 //!    copy are scanned exactly), then rescores what it found with the full vectors using simsimd
 //!    dot products, so every similarity a decision rests on is exact. The graph is walked with a
 //!    cheap beam first, whose hits are served; a walk that finds no hit goes on to the full beam
@@ -63,7 +63,15 @@
 //! Entry counts in [`Stats`] come from the store and settle after its maintenance runs
 //! ([`Cache::run_pending_tasks`]); what is *served* never depends on that.
 //!
-//! MSRV: Rust 1.85 (edition 2024).
+//! ## Features and companion crates
+//!
+//! | feature / crate | what it adds |
+//! | --- | --- |
+//! | `bert` | [`BertEmbedder`](https://docs.rs/paracache/latest/paracache/struct.BertEmbedder.html): all-MiniLM-L6-v2-style models on the CPU in pure Rust (candle), loaded from a directory |
+//! | `paracache-redis` | `SharedCache`: replicas share one cache through Redis, built on [`SecondTier`] |
+//! | `paracache-gateway` | an OpenAI-compatible caching proxy |
+//!
+//! MSRV: Rust 1.88 (edition 2024); the README says how that was determined.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

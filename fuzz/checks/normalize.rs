@@ -1,5 +1,5 @@
 //! Properties of `normalize` and `Scope` encoding that must hold for any input. Shared by the
-//! cargo-fuzz target and by `tests/fuzz_corpus.rs`, which replays the corpus on stable Rust.
+//! cargo-fuzz target and by `tests/it/fuzz_corpus.rs`, which replays the corpus on stable Rust.
 
 use paracache::{Scope, normalize};
 
@@ -23,13 +23,13 @@ pub(crate) fn check(data: &[u8]) {
     let mut longer = parts.clone();
     longer.push(b"");
     assert_ne!(Scope::from_parts(&longer), scope);
-    if let Some((last, init)) = parts.split_last() {
-        if !last.is_empty() {
-            // Moving a byte across a part boundary must change the scope.
-            let mut moved: Vec<Vec<u8>> = init.iter().map(|p| p.to_vec()).collect();
-            moved.push(last[..1].to_vec());
-            moved.push(last[1..].to_vec());
-            assert_ne!(Scope::from_parts(&moved), scope);
-        }
+    if let Some((last, init)) = parts.split_last()
+        && !last.is_empty()
+    {
+        // Moving a byte across a part boundary must change the scope.
+        let mut moved: Vec<Vec<u8>> = init.iter().map(|p| p.to_vec()).collect();
+        moved.push(last[..1].to_vec());
+        moved.push(last[1..].to_vec());
+        assert_ne!(Scope::from_parts(&moved), scope);
     }
 }

@@ -1,8 +1,8 @@
 //! Operation sequences decoded from bytes (insert, lookup, invalidate, invalidate scope, clear,
 //! save-and-load, advance time), run against the cache and a reference model (a map plus
-//! an exact scan). Scopes stay below the flat limit, so the semantic tier is exact and the cache
+//! an exact scan). Scopes stay below the exact scan limit, so the semantic tier is exact and the cache
 //! must agree with the model on every hit *and* miss, except for similarities within 1e-4 of the
-//! threshold. Shared by the cargo-fuzz target and by `tests/fuzz_corpus.rs`.
+//! threshold. Shared by the cargo-fuzz target and by `tests/it/fuzz_corpus.rs`.
 
 use paracache::{Cache, Error, Guards, Lookup, MockClock, Scope, Source};
 use std::collections::HashMap;
@@ -154,6 +154,7 @@ pub(crate) fn check(data: &[u8]) {
                             .fold(f32::MIN, f32::max);
                         assert!(best < THRESHOLD + 1e-4, "missed a live neighbour at {best}");
                     }
+                    Ok(_) => unreachable!("a lookup answers a hit or a miss"),
                 }
             }
             5 => {

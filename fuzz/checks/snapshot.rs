@@ -1,5 +1,5 @@
 //! The snapshot loader on arbitrary bytes: an error or a working cache, never a panic; and what
-//! loads saves and loads again. Shared by the cargo-fuzz target and `tests/fuzz_corpus.rs`.
+//! loads saves and loads again. Shared by the cargo-fuzz target and `tests/it/fuzz_corpus.rs`.
 
 use paracache::{Cache, CacheBuilder};
 

@@ -1,6 +1,6 @@
 -- The 100 prompts warm.lua stored, in lower case: the exact tier misses them (it compares text
 -- case-sensitively), the lexical embedder lower-cases, so the semantic tier finds the stored one.
-package.path = package.path .. ";benches/gateway_load/?.lua"
+package.path = package.path .. ";gateway/load/?.lua"
 local p = require("prompts")
 local bodies = {}
 for i, text in ipairs(p.prompts()) do

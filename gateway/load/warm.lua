@@ -1,5 +1,5 @@
 -- Stores the 100 prompts: run with 100 connections, so each is asked once at the start.
-package.path = package.path .. ";benches/gateway_load/?.lua"
+package.path = package.path .. ";gateway/load/?.lua"
 local p = require("prompts")
 local list = p.prompts()
 local n = 0

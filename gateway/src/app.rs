@@ -28,8 +28,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Everything a request handler needs.
-pub(crate) struct Gateway {
+/// The gateway's state, shared by its request handlers: the cache, the embedder, the upstream,
+/// the keying policy and the metrics. Serve it with [`serve`], or mount [`router`] in an axum app.
+pub struct Gateway {
     pub(crate) cache: Cache<Completion>,
     pub(crate) embedder: Arc<dyn Embedder>,
     /// A model embedder takes milliseconds of CPU: it runs off the async workers' turn.
@@ -61,7 +62,12 @@ impl OwnReply {
 }
 
 impl Gateway {
-    pub(crate) fn new(
+    /// A gateway answering from `cache`, embedding with `embedder`, and calling `upstream` on
+    /// misses and bypasses, under `policy` (whose embedding model it sets from `embedder`).
+    /// `embedder_blocks` says that an embedding takes long enough (a model, not the lexical
+    /// `HashEmbedder`) to run it off the async workers' turn, which needs tokio's multi-threaded
+    /// runtime.
+    pub fn new(
         cache: Cache<Completion>,
         embedder: Arc<dyn Embedder>,
         embedder_blocks: bool,
@@ -304,11 +310,9 @@ impl Gateway {
     /// A cached answer: tag it, count it, credit the upstream time it saved.
     fn served(&self, response: Response, hit: &Hit<Completion>) -> Response {
         let outcome = match hit.source() {
-            Source::Exact => "exact",
-            Source::Semantic => "semantic",
-            Source::Alias => "alias",
-            Source::Shared => "shared",
             Source::Computed => "miss",
+            // `exact`, `semantic`, `alias`, and whatever paths the cache adds later.
+            source => source.as_str(),
         };
         self.metrics.request(outcome);
         self.metrics.saved(hit.value().upstream_ms as f64 / 1e3);
@@ -318,7 +322,7 @@ impl Gateway {
 
 /// The cache a gateway starts with: `builder`'s, filled from `snapshot` when that file exists
 /// (with what it loaded).
-pub(crate) fn load_cache(
+pub fn load_cache(
     builder: CacheBuilder<Completion>,
     snapshot: Option<&PathBuf>,
 ) -> paracache::Result<(Cache<Completion>, Option<SnapshotReport>)> {
@@ -333,7 +337,7 @@ pub(crate) fn load_cache(
 
 /// Serve `gateway` on `listener` until `shutdown` resolves; then stop accepting, let the
 /// requests in flight finish, and save the cache to `snapshot` when one is configured.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     snapshot: Option<PathBuf>,
@@ -349,7 +353,7 @@ pub(crate) async fn serve(
 }
 
 /// Routes: `POST /v1/chat/completions`, `GET /metrics`, `GET /health`.
-pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
+pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/metrics", get(metrics))

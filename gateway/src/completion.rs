@@ -6,18 +6,21 @@ use serde_json::{Value, json};
 
 /// One cached answer: a single plain-text assistant message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Completion {
-    pub(crate) model: String,
-    pub(crate) content: String,
-    pub(crate) finish_reason: String,
+pub struct Completion {
+    /// The model that answered, as the upstream named it.
+    pub model: String,
+    /// The assistant message's text.
+    pub content: String,
+    /// Why the upstream stopped (`stop`, `length`, ...).
+    pub finish_reason: String,
     /// How long the upstream took to produce it; every hit credits this as time saved.
-    pub(crate) upstream_ms: u64,
+    pub upstream_ms: u64,
 }
 
 impl Completion {
     /// From an upstream `chat.completion` body. `None` unless it holds exactly one choice with a
     /// plain-text message: tool calls and multiple choices are passed on, never cached.
-    pub(crate) fn from_response(body: &Value, upstream_ms: u64) -> Option<Self> {
+    pub fn from_response(body: &Value, upstream_ms: u64) -> Option<Self> {
         let [choice] = body.get("choices")?.as_array()?.as_slice() else {
             return None;
         };
@@ -34,7 +37,7 @@ impl Completion {
     }
 
     /// The answer as a `chat.completion` object.
-    pub(crate) fn to_response(&self, id: &str, created: u64) -> Value {
+    pub fn to_response(&self, id: &str, created: u64) -> Value {
         json!({
             "id": id,
             "object": "chat.completion",
@@ -50,7 +53,7 @@ impl Completion {
 
     /// The answer as the server-sent events a streaming upstream sends: the role, the content,
     /// the finish reason, then `[DONE]`.
-    pub(crate) fn to_sse(&self, id: &str, created: u64) -> Vec<String> {
+    pub fn to_sse(&self, id: &str, created: u64) -> Vec<String> {
         let chunk = |delta: Value, finish: Value| {
             let event = json!({
                 "id": id,
@@ -84,7 +87,7 @@ fn text_field(v: &Value, field: &str) -> String {
 /// Rebuilds a streamed answer from the upstream's event stream, as its bytes arrive in
 /// arbitrary pieces.
 #[derive(Debug, Default)]
-pub(crate) struct StreamAssembler {
+pub struct StreamAssembler {
     pending: Vec<u8>,
     model: String,
     content: String,
@@ -96,7 +99,7 @@ pub(crate) struct StreamAssembler {
 
 impl StreamAssembler {
     /// Feed the next bytes of the stream.
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
+    pub fn push(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
         while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
@@ -142,7 +145,7 @@ impl StreamAssembler {
 
     /// The completed answer, or `None` if the stream did not end with `[DONE]` after a finish
     /// reason, or held something a plain-text completion cannot.
-    pub(crate) fn finish(self, upstream_ms: u64) -> Option<Completion> {
+    pub fn finish(self, upstream_ms: u64) -> Option<Completion> {
         let finish_reason = self.finish_reason?;
         (self.done && !self.uncacheable).then_some(Completion {
             model: self.model,

@@ -13,13 +13,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The fake's state: calls so far and the delay before each answer.
-pub(crate) struct Fake {
-    pub(crate) calls: AtomicUsize,
-    pub(crate) delay: Duration,
+pub struct Fake {
+    /// Chat requests received so far.
+    pub calls: AtomicUsize,
+    /// How long each answer waits before it is sent.
+    pub delay: Duration,
 }
 
 /// The fake's routes (`POST /v1/chat/completions`) and its state, to read the call count from.
-pub(crate) fn router(delay: Duration) -> (Router, Arc<Fake>) {
+///
+/// A test double: a body that is not a chat request, or one that still carries the gateway's own
+/// `cache` field, panics the handler (and drops the connection), which fails the test using it.
+pub fn router(delay: Duration) -> (Router, Arc<Fake>) {
     let fake = Arc::new(Fake {
         calls: AtomicUsize::new(0),
         delay,

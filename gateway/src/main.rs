@@ -1,83 +1,64 @@
-//! An OpenAI-compatible caching proxy built on paracache.
+//! The paracache gateway: an OpenAI-compatible caching proxy in front of a model server.
 //!
 //! ```text
-//! cargo run --release --example gateway -- --upstream http://127.0.0.1:8000/v1
+//! cargo run --release -p paracache-gateway -- --upstream http://127.0.0.1:8000/v1 \
+//!     --snapshot target/gateway-cache.bin
 //! curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \
 //!   -d '{"model":"m","messages":[{"role":"user","content":"How do I reset my password?"}]}' -i
 //! ```
 //!
-//! Flags (defaults in brackets): `--listen ADDR` [127.0.0.1:8080], `--upstream URL`
-//! [http://127.0.0.1:8000/v1], `--model-dir DIR` (a sentence-embedding model, feature `bert`),
-//! `--threshold T` [0.85 lexical, 0.90 with a model], `--max-temperature T` [1.0],
-//! `--max-entries N` [100000], `--ttl-secs S` [86400], `--timeout-secs S` [120] (the longest
-//! silence from the upstream, before its answer or within a stream),
-//! `--snapshot PATH` (load on start when the file exists, save on shutdown).
-//!
-//! Without `--model-dir` the embedder is paracache's offline, lexical `HashEmbedder`, so the
-//! gateway runs with nothing to download: it matches rewordings that share most words, not
-//! paraphrases in general, at its own threshold of 0.85. With `--model-dir` (built with
-//! `--features bert`; `.ci/fetch-model` fetches all-MiniLM-L6-v2) it matches paraphrases, at the
-//! crate's default threshold for that model.
-//! The keying policy is in policy.rs; the routes in app.rs.
+//! `--help` lists the flags with their defaults. Without `--model-dir` the embedder is
+//! paracache's offline, lexical `HashEmbedder`, so the gateway runs with nothing to download: it
+//! matches rewordings that share most words, not paraphrases in general, at its own threshold of
+//! 0.85. With `--model-dir` (built with `--features bert`; `bash .ci/fetch-model` fetches
+//! all-MiniLM-L6-v2 into `target/models/all-MiniLM-L6-v2`) it matches paraphrases, at the
+//! crate's default threshold for that model. The keying policy is in the library's `policy`
+//! module, the routes in `app`.
 
-mod app;
-mod completion;
-mod metrics;
-mod policy;
-mod upstream;
-
+use clap::Parser;
 use paracache::{Cache, Embedder, HashEmbedder};
-use std::path::PathBuf;
+use paracache_gateway::{app, policy, upstream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An OpenAI-compatible caching proxy built on paracache: answers POST /v1/chat/completions from
+/// its cache, or from the upstream on a miss, and serves GET /metrics and GET /health.
+#[derive(Debug, Parser)]
+#[command(version)]
 struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Base URL of the OpenAI-compatible server behind the gateway
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8000/v1")]
     upstream: String,
+    /// Sentence-embedding model directory (feature bert) [default: none, the lexical HashEmbedder]
+    #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
+    /// Cosine similarity a semantic hit needs [default: 0.85 lexical, 0.90 with a model]
+    #[arg(long, value_name = "T")]
     threshold: Option<f32>,
+    /// Requests sampled hotter than this bypass the cache
+    #[arg(long, value_name = "T", default_value = "1.0")]
     max_temperature: f64,
+    /// Most answers the cache holds
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_entries: u64,
-    ttl: Duration,
-    timeout: Duration,
-    snapshot: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        listen: "127.0.0.1:8080".into(),
-        upstream: "http://127.0.0.1:8000/v1".into(),
-        model_dir: None,
-        threshold: None,
-        max_temperature: 1.0,
-        max_entries: 100_000,
-        ttl: Duration::from_secs(86_400),
-        timeout: Duration::from_secs(120),
-        snapshot: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = || format!("bad value for {flag}: {value}");
-        match flag.as_str() {
-            "--listen" => a.listen = value.clone(),
-            "--upstream" => a.upstream = value.clone(),
-            "--model-dir" => a.model_dir = Some(PathBuf::from(&value)),
-            "--threshold" => a.threshold = Some(value.parse().map_err(|_| bad())?),
-            "--max-temperature" => a.max_temperature = value.parse().map_err(|_| bad())?,
-            "--max-entries" => a.max_entries = value.parse().map_err(|_| bad())?,
-            "--ttl-secs" => a.ttl = Duration::from_secs(value.parse().map_err(|_| bad())?),
-            "--timeout-secs" => a.timeout = Duration::from_secs(value.parse().map_err(|_| bad())?),
-            "--snapshot" => a.snapshot = Some(value.clone()),
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(a)
+    /// Seconds an answer is served after it was stored
+    #[arg(long, value_name = "S", default_value_t = 86_400)]
+    ttl_secs: u64,
+    /// Longest silence from the upstream, before its answer or within a stream, in seconds
+    #[arg(long, value_name = "S", default_value = "120", value_parser = at_least_one)]
+    timeout_secs: u64,
+    /// Cache file: loaded on start when it exists, saved on shutdown [default: none]
+    #[arg(long, value_name = "PATH")]
+    snapshot: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let (embedder, threshold): (Arc<dyn Embedder>, f32) = match &args.model_dir {
         None => (Arc::new(HashEmbedder::new(384)), 0.85),
         Some(dir) => (model(dir)?, paracache::DEFAULT_THRESHOLD),
@@ -85,13 +66,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let builder = Cache::builder(embedder.dimension())
         .threshold(args.threshold.unwrap_or(threshold))
         .max_entries(args.max_entries)
-        .time_to_live(args.ttl);
-    let snapshot = args.snapshot.map(PathBuf::from);
+        .time_to_live(Duration::from_secs(args.ttl_secs));
+    let snapshot = args.snapshot;
     let (cache, loaded) = app::load_cache(builder, snapshot.as_ref())?;
     if let (Some(report), Some(path)) = (loaded, &snapshot) {
         eprintln!("loaded {} entries from {}", report.entries, path.display());
     }
-    let upstream = upstream::Upstream::new(&args.upstream, args.timeout)?;
+    let upstream = upstream::Upstream::new(&args.upstream, Duration::from_secs(args.timeout_secs))?;
     let policy = policy::Policy {
         max_temperature: args.max_temperature,
         ..policy::Policy::default()
@@ -111,18 +92,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Ok(())
 }
 
+/// A whole number of seconds, at least 1.
+fn at_least_one(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The sentence-embedding model in `dir`.
 #[cfg(feature = "bert")]
-fn model(dir: &std::path::Path) -> Result<Arc<dyn Embedder>, paracache::BoxError> {
+fn model(dir: &Path) -> Result<Arc<dyn Embedder>, paracache::BoxError> {
     Ok(Arc::new(paracache::BertEmbedder::from_dir(dir)?))
 }
 
 #[cfg(not(feature = "bert"))]
-fn model(_: &std::path::Path) -> Result<Arc<dyn Embedder>, paracache::BoxError> {
-    Err(
-        "--model-dir needs the bert feature: cargo run --release --features bert --example gateway"
-            .into(),
-    )
+fn model(_: &Path) -> Result<Arc<dyn Embedder>, paracache::BoxError> {
+    Err("--model-dir needs the bert feature: \
+         cargo run --release -p paracache-gateway --features bert -- --model-dir DIR"
+        .into())
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then save.

@@ -30,20 +30,25 @@ const INERT_FIELDS: &[&str] = &[
 
 /// What the policy decided for one request.
 #[derive(Debug)]
-pub(crate) enum Decision {
+pub enum Decision {
     /// Forward without touching the cache, for this reason.
     Bypass(&'static str),
     /// Look up (and on a miss, store) `text` in `scope`.
-    Cache { scope: Scope, text: String },
+    Cache {
+        /// The partition the request's answer is stored in and looked up in.
+        scope: Scope,
+        /// The prompt text to match: the last user message.
+        text: String,
+    },
 }
 
-/// The policy's one setting.
+/// The policy's settings.
 #[derive(Debug, Clone)]
-pub(crate) struct Policy {
+pub struct Policy {
     /// Requests sampled hotter than this are not cached: their caller asked for variety.
-    pub(crate) max_temperature: f64,
+    pub max_temperature: f64,
     /// The embedder's model id, part of every scope (the gateway sets it from its embedder).
-    pub(crate) embedding_model: String,
+    pub embedding_model: String,
 }
 
 impl Default for Policy {
@@ -57,7 +62,7 @@ impl Default for Policy {
 
 impl Policy {
     /// Decide for a request with these headers and this (already parsed) body.
-    pub(crate) fn decide(&self, headers: &HeaderMap, body: &Map<String, Value>) -> Decision {
+    pub fn decide(&self, headers: &HeaderMap, body: &Map<String, Value>) -> Decision {
         let cache_control = header(headers, "cache-control").to_ascii_lowercase();
         if cache_control.contains("no-store") || cache_control.contains("no-cache") {
             return Decision::Bypass("cache-control");
@@ -126,7 +131,7 @@ impl Policy {
 
 /// The tenant's identity as the scope sees it: a hash of the tenant header, else of the bearer
 /// token, else a fixed name for anonymous callers.
-pub(crate) fn tenant(headers: &HeaderMap) -> String {
+pub fn tenant(headers: &HeaderMap) -> String {
     let id = match header(headers, "x-tenant-id") {
         "" => header(headers, "authorization"),
         id => id,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Where requests go on a miss or a bypass.
 #[derive(Debug, Clone)]
-pub(crate) struct Upstream {
+pub struct Upstream {
     client: reqwest::Client,
     /// `{base}/chat/completions`, where base is like `https://api.openai.com/v1`.
     url: String,
@@ -84,7 +84,7 @@ impl Upstream {
     /// An upstream at `base` (e.g. `http://127.0.0.1:8000/v1`). A call gives up when the
     /// upstream stays silent for `timeout`: before its answer starts, or between two pieces of
     /// a stream (a long stream that keeps coming is never cut).
-    pub(crate) fn new(base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
         Ok(Upstream {
             client: reqwest::Client::builder()
                 .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -33,7 +33,7 @@ pub(crate) enum Rebuild {
     None,
     /// Too many tombstones.
     Compact,
-    /// Grew past the flat limit: build a graph.
+    /// Grew past the exact scan limit: build a graph.
     Promote,
 }
 

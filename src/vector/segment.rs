@@ -1,5 +1,5 @@
 //! One generation of a partition's index: the slot book (slot -> key, seq, vector, live bit) and,
-//! above the flat limit, a graph over the same slots.
+//! above the exact scan limit, a graph over the same slots.
 //!
 //! Slots are append-only within a segment. A slot dies when its entry is evicted, expired,
 //! invalidated or replaced; its vector is released at once, but the graph's copy stays until the

@@ -1,28 +1,40 @@
-//! A fake OpenAI-compatible model server with a fixed latency, for load-testing the gateway
-//! without a model: `cargo run --release --example fake_upstream -- --listen 127.0.0.1:8000
-//! --delay-ms 500`. It answers `POST /v1/chat/completions` (plain or streamed).
+//! A fake OpenAI-compatible model server with a fixed latency, for trying and load-testing the
+//! gateway without a model:
+//!
+//! ```text
+//! cargo run --release -p paracache-gateway --bin fake_upstream -- --listen 127.0.0.1:8000 --delay-ms 500
+//! ```
+//!
+//! It answers `POST /v1/chat/completions` (plain or streamed) with `answer <n>: <last message>`,
+//! and a 500 to a message containing FAIL.
 
-#[path = "gateway/fake.rs"]
-mod fake;
-
+use clap::Parser;
 use std::time::Duration;
+
+/// A fake OpenAI-compatible model server: answers POST /v1/chat/completions (plain or streamed)
+/// after a fixed delay with "answer N: " and the last message, and a 500 to a message containing
+/// FAIL.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// Milliseconds each answer waits (a model's latency)
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    delay_ms: u64,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut listen = "127.0.0.1:8000".to_string();
-    let mut delay_ms = 500u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--listen" => listen = value,
-            "--delay-ms" => delay_ms = value.parse()?,
-            _ => return Err(format!("unknown flag {flag}").into()),
-        }
-    }
-    let (router, _) = fake::router(Duration::from_millis(delay_ms));
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    eprintln!("fake upstream on http://{listen}/v1, {delay_ms} ms per answer");
+    let args = Args::parse();
+    let (router, _) = paracache_gateway::fake::router(Duration::from_millis(args.delay_ms));
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    eprintln!(
+        "fake upstream on http://{}/v1, {} ms per answer",
+        listener.local_addr()?,
+        args.delay_ms
+    );
     axum::serve(listener, router).await?;
     Ok(())
 }

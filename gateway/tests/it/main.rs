@@ -1,23 +1,11 @@
-//! The gateway example against a fake OpenAI-compatible upstream: both real HTTP servers on
-//! 127.0.0.1, talked to with a real client.
+//! The gateway against a fake OpenAI-compatible upstream: both real HTTP servers on 127.0.0.1,
+//! talked to with a real client.
 
-mod common;
-
-#[path = "../examples/gateway/app.rs"]
-mod app;
-#[path = "../examples/gateway/completion.rs"]
-mod completion;
-#[path = "../examples/gateway/fake.rs"]
-mod fake;
-#[path = "../examples/gateway/metrics.rs"]
-mod metrics;
-#[path = "../examples/gateway/policy.rs"]
-mod policy;
-#[path = "../examples/gateway/upstream.rs"]
-mod upstream;
+mod support;
 
 use axum::Router;
 use paracache::{Cache, HashEmbedder};
+use paracache_gateway::{app, completion, fake, policy, upstream};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -146,13 +134,22 @@ async fn a_repeat_is_an_exact_hit_without_an_upstream_call() {
 
 /// With the sentence-embedding model, a paraphrase in other words is a semantic hit, which the
 /// lexical embedder cannot see, and the guards still turn a near-identical opposite away.
-#[cfg(feature = "bert")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the all-MiniLM-L6-v2 model: run bash .ci/fetch-model (feature bert)"]
 async fn with_a_real_model_a_paraphrase_in_other_words_is_a_hit_and_an_opposite_is_not() {
+    let dir = support::model_dir();
+    #[cfg(not(feature = "bert"))]
+    panic!(
+        "the model in {} needs feature bert: cargo test --release -p paracache-gateway --features bert -- --ignored",
+        dir.display()
+    );
+    #[cfg(feature = "bert")]
+    paraphrase_hit_and_opposite_miss(dir).await;
+}
+
+#[cfg(feature = "bert")]
+async fn paraphrase_hit_and_opposite_miss(dir: std::path::PathBuf) {
     use paracache::Embedder;
-    let Some(dir) = common::model_dir() else {
-        return;
-    };
     let model = Arc::new(paracache::BertEmbedder::from_dir(dir).unwrap());
     let (asked, paraphrase) = (
         "How do I cancel my subscription?",
@@ -164,7 +161,7 @@ async fn with_a_real_model_a_paraphrase_in_other_words_is_a_hit_and_an_opposite_
         lexical.embed(paraphrase).unwrap(),
     );
     assert!(
-        common::cos(&a, &b) < 0.85,
+        support::cos(&a, &b) < 0.85,
         "the lexical embedder would match these too"
     );
     let (on, off) = (
@@ -172,7 +169,7 @@ async fn with_a_real_model_a_paraphrase_in_other_words_is_a_hit_and_an_opposite_
         model.embed("How do I disable dark mode?").unwrap(),
     );
     assert!(
-        common::cos(&on, &off) >= 0.8,
+        support::cos(&on, &off) >= 0.8,
         "only the negation guard should turn the opposite away"
     );
     let (url, fake) = start_with(model, 0.8, Duration::ZERO, Duration::from_secs(10)).await;

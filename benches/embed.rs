@@ -2,7 +2,10 @@
 //! all-MiniLM-L6-v2 at batch 1 and batch 32 (texts/s), beside the cache's exact hit (which needs
 //! no embedding) and semantic hit over 1 000 stored prompts.
 //!
-//! `bash .ci/fetch-model && cargo bench --features bert --bench embed`
+//! `bash .ci/fetch-model && cargo bench -p paracache --features bert --bench embed`
+//!
+//! Each case first checks, untimed, that it times what its name says (an embedding of the right
+//! size, an exact hit, a semantic hit).
 
 #![expect(
     missing_docs,
@@ -10,7 +13,7 @@
 )]
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
-use paracache::{BertEmbedder, Cache, Embedder, Scope};
+use paracache::{BertEmbedder, Cache, Embedder, Scope, Source};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,6 +60,12 @@ fn bench(c: &mut Criterion) {
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
 
+    let one = embedder.embed(refs[0]).unwrap();
+    assert_eq!(one.len(), embedder.dimension(), "batch_1: one vector");
+    let all = embedder.embed_batch(&refs).unwrap();
+    assert_eq!(all.len(), refs.len(), "batch_32: a vector per text");
+    assert!(all.iter().all(|v| v.len() == embedder.dimension()));
+
     let mut g = c.benchmark_group("embed");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     g.throughput(Throughput::Elements(1));
@@ -92,6 +101,24 @@ fn bench(c: &mut Criterion) {
     cache
         .insert(&scope, refs[0], vectors[0].clone(), 7)
         .unwrap();
+    let exact = cache.lookup(&scope, refs[0], |_| -> Result<Vec<f32>, Infallible> {
+        unreachable!("an exact hit never embeds")
+    });
+    assert_eq!(
+        exact.unwrap().hit().map(|h| h.source()),
+        Some(Source::Exact),
+        "exact_hit"
+    );
+    let paraphrase_text = "how can I reset my password in the mobile app";
+    let paraphrase = embedder.embed(paraphrase_text).unwrap();
+    let semantic = cache.lookup(&scope, paraphrase_text, |_| {
+        Ok::<_, Infallible>(paraphrase.clone())
+    });
+    assert_eq!(
+        semantic.unwrap().hit().map(|h| h.source()),
+        Some(Source::Semantic),
+        "semantic_hit: the paraphrase must be served by the semantic tier (threshold, guards)"
+    );
     let mut g = c.benchmark_group("cache_1k");
     g.throughput(Throughput::Elements(1));
     g.bench_function("exact_hit", |b| {
@@ -102,16 +129,11 @@ fn bench(c: &mut Criterion) {
             black_box(r.unwrap())
         })
     });
-    let paraphrase = embedder
-        .embed("how can I reset my password in the mobile app")
-        .unwrap();
     g.bench_function("semantic_hit", |b| {
         b.iter(|| {
-            let r = cache.lookup(
-                &scope,
-                "how can I reset my password in the mobile app",
-                |_| Ok::<_, Infallible>(paraphrase.clone()),
-            );
+            let r = cache.lookup(&scope, paraphrase_text, |_| {
+                Ok::<_, Infallible>(paraphrase.clone())
+            });
             black_box(r.unwrap())
         })
     });

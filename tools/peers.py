@@ -4,10 +4,10 @@
 Not run by CI (it needs PyPI packages and minutes). From the repository root:
 
     pip install numpy hnswlib gptcache==0.1.44 faiss-cpu
-    python3 benches/peers.py --entries 10000 --queries 1000
+    python3 tools/peers.py --entries 10000 --queries 1000
 
-1. `examples/stress.rs --dump` writes the workload: the stored vectors (clustered 384-d, see
-   benches/support/workload.rs) and paraphrase and novel query vectors. The prompts are
+1. the stress tool (`tools/src/bin/stress.rs`) with `--dump` writes the workload: the stored
+   vectors (clustered 384-d, see tools/src/workload.rs) and paraphrase and novel query vectors. The prompts are
    `prompt(i)` below, the same ~200-byte strings the Rust runner stores.
 2. Each peer indexes exactly those vectors and prompts, and answers the same queries:
    - the twenty lines of Python: a dict keyed by MD5 of the whitespace-normalized prompt (stored
@@ -16,7 +16,7 @@ Not run by CI (it needs PyPI packages and minutes). From the repository root:
    - GPTCache 0.1.44 with its sqlite + faiss data manager and an embedding function that returns
      the precomputed vector; its threshold is set to the same cosine 0.90 (see `gptcache_peer`).
      GPTCache has no exact tier: a repeat goes through embedding and vector search too.
-3. paracache answers the same kinds of lookups in `examples/stress.rs` at one thread, one kind
+3. paracache answers the same kinds of lookups in the stress tool at one thread, one kind
    at a time as the peers are timed (mixes 100,0,0,0 then 0,100,0,0 then 0,0,100,0; no
    inserts, no TTL), on the same stored vectors, in this same run.
 
@@ -40,7 +40,7 @@ THRESHOLD = 0.90
 
 
 def prompt(i):
-    """The ~200-byte prompt the Rust workload stores under index i (workload.rs `prompt`)."""
+    """The ~200-byte prompt the Rust workload stores under index i (tools/src/workload.rs `prompt`)."""
     p = f"Question {i}: please explain, with examples, "
     while len(p) < 200:
         p += "how the cache answers repeated and paraphrased prompts quickly; "
@@ -173,13 +173,18 @@ def gptcache_peer(data, paraphrases, novel, queries, rng):
     return build_s, out
 
 
+# The stress tool of the workspace's tools crate; cargo builds it on first use and finds the
+# target directory (CARGO_TARGET_DIR included). Run from the repository root.
+STRESS = ["cargo", "run", "--release", "--quiet", "-p", "paracache-tools", "--bin", "stress", "--"]
+
+
 def paracache(entries, queries, seconds):
-    cmd = [
-        "cargo", "run", "--release", "--quiet", "--example", "stress", "--",
+    cmd = STRESS + [
         "--entries", str(entries), "--threads", "1", "--seconds", str(seconds),
         "--mix", "100,0,0,0/0,100,0,0/0,0,100,0", "--ttl-secs", "0", "--check", str(queries),
     ]
-    text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # Results come on stdout; the tool's progress lines go to stderr and pass through.
+    text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     sys.stderr.write(text)
     got = {}
     for label, name in [("exact hit", "exact repeat"), ("semantic hit", "paraphrase"), ("miss", "novel")]:
@@ -207,8 +212,7 @@ def main():
     rng = np.random.default_rng(9)
     dump = tempfile.mkdtemp(prefix="paracache-peers-")
     subprocess.run(
-        ["cargo", "run", "--release", "--quiet", "--example", "stress", "--",
-         "--entries", str(args.entries), "--check", str(args.queries), "--dump", dump],
+        STRESS + ["--entries", str(args.entries), "--check", str(args.queries), "--dump", dump],
         check=True,
     )
     data, paraphrases, novel = (rows(f"{dump}/{f}.f32") for f in ("data", "paraphrase", "novel"))

@@ -1,86 +1,84 @@
 //! The dev data set's labelled pairs with their cosine similarities, and the split of those pairs
-//! into two halves that share no text. Also used by `tests/calibration.rs`.
+//! into two halves that share no text. Used by calibrate and by the core's calibration test.
 
-use serde_json::Value;
+use crate::dev_data::{DevDir, Error};
+use crate::embeddings::Embeddings;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// One labelled pair.
-pub(crate) struct Pair {
-    pub(crate) a: usize,
-    pub(crate) b: usize,
+pub struct Pair {
+    /// One text's id.
+    pub a: usize,
+    /// The other text's id.
+    pub b: usize,
     /// Labelled as the same meaning.
-    pub(crate) same: bool,
+    pub same: bool,
     /// `fow:<category>` for the trap set, else the source (`qqp`, `mqp`).
-    pub(crate) category: String,
-    pub(crate) similarity: f32,
+    pub category: String,
+    /// Cosine of the two texts' vectors.
+    pub similarity: f32,
 }
 
-pub(crate) struct DevPairs {
-    pub(crate) texts: HashMap<usize, String>,
-    pub(crate) pairs: Vec<Pair>,
-    raw: Vec<u8>,
+/// `pairs.jsonl` with the texts and vectors it refers to.
+pub struct DevPairs {
+    /// Text id to text.
+    pub texts: HashMap<usize, String>,
+    /// The labelled pairs, in file order.
+    pub pairs: Vec<Pair>,
+    embeddings: Embeddings,
 }
 
-const DIM: usize = 384;
-
-pub(crate) fn jsonl(path: &Path) -> Result<Vec<Value>, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| e.to_string()))
-        .collect()
-}
+/// The files [`DevPairs::load`] reads, for [`DevDir::open`].
+pub const FILES: [&str; 2] = ["pairs.jsonl", "texts.jsonl"];
 
 impl DevPairs {
-    pub(crate) fn load(dir: &Path) -> Result<DevPairs, String> {
-        let texts: HashMap<usize, String> = jsonl(&dir.join("texts.jsonl"))?
-            .iter()
-            .filter_map(|t| Some((t["id"].as_u64()? as usize, t["text"].as_str()?.to_string())))
-            .collect();
-        let raw = std::fs::read(dir.join("embeddings.f32")).map_err(|e| e.to_string())?;
-        let mut dev = DevPairs {
-            texts,
-            pairs: Vec::new(),
-            raw,
-        };
-        for p in jsonl(&dir.join("pairs.jsonl"))? {
+    /// Read the pairs of the dev data in `dir`; a missing directory or file is an error that says
+    /// what the data is and how to point at it.
+    pub fn load(dir: &Path) -> Result<DevPairs, Error> {
+        Self::read(&DevDir::open(dir, &FILES)?)
+    }
+
+    /// Read the pairs of a checked directory.
+    pub fn read(dir: &DevDir) -> Result<DevPairs, Error> {
+        let texts = dir.texts()?;
+        let embeddings = Embeddings::load(dir)?;
+        let mut pairs = Vec::new();
+        for (i, p) in dir.jsonl("pairs.jsonl")?.iter().enumerate() {
             let id = |k: &str| {
                 p[k].as_u64()
                     .map(|v| v as usize)
-                    .ok_or(format!("pair without {k}"))
+                    .filter(|&v| embeddings.row(v).is_some() && texts.contains_key(&v))
+                    .ok_or_else(|| dir.bad("pairs.jsonl", format!("pair {i}: bad or unknown {k}")))
             };
             let (a, b) = (id("a")?, id("b")?);
             let category = match p["cat"].as_str() {
                 Some(cat) => format!("fow:{cat}"),
                 None => p["src"].as_str().unwrap_or("?").to_string(),
             };
-            let similarity = dev.row(a).iter().zip(dev.row(b)).map(|(x, y)| x * y).sum();
-            dev.pairs.push(Pair {
+            pairs.push(Pair {
                 a,
                 b,
                 same: p["label"].as_u64() == Some(1),
                 category,
-                similarity,
+                similarity: dot(row(&embeddings, a), row(&embeddings, b)),
             });
         }
-        Ok(dev)
+        Ok(DevPairs {
+            texts,
+            pairs,
+            embeddings,
+        })
     }
 
     /// Text `i`'s embedding (empty when the file has no such row).
-    pub(crate) fn row(&self, i: usize) -> Vec<f32> {
-        self.raw
-            .get(i * DIM * 4..(i + 1) * DIM * 4)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
+    pub fn row(&self, i: usize) -> &[f32] {
+        row(&self.embeddings, i)
     }
 
     /// For each pair, half 0 or 1: whole connected components (texts linked by pairs) go to one
     /// half, alternating in order of their smallest text id, so no text is in both halves.
-    pub(crate) fn halves(&self) -> Vec<usize> {
+    pub fn halves(&self) -> Vec<usize> {
         let n = self
             .pairs
             .iter()
@@ -102,6 +100,15 @@ impl DevPairs {
             .map(|p| half[&root(&mut parent, p.a)])
             .collect()
     }
+}
+
+fn row(e: &Embeddings, i: usize) -> &[f32] {
+    e.row(i).unwrap_or_default()
+}
+
+/// Dot product: the cosine of two unit vectors.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Union-find root with path halving.

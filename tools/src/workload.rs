@@ -1,43 +1,40 @@
-//! Synthetic workload shared by the criterion benches and the bench-runner examples (included with
-//! `#[path]`): clustered 384-d unit vectors, so a paraphrase's nearest neighbour is a real entry,
-//! and ~200-byte prompts.
+//! Synthetic workload shared by the criterion benches and the bench tools: clustered 384-d unit
+//! vectors, so a paraphrase's nearest neighbour is a real entry, and ~200-byte prompts.
 //!
 //! Clusters of [`PER_CLUSTER`] points around random centres, each point the centre plus uniform
 //! noise of [`SPREAD`] per coordinate: points of a cluster are at cosine ~0.95 of each other and
 //! ~0 of every other cluster, which gives a graph search no gradient until it reaches the right
 //! cluster (the hard case for HNSW).
 
-#![allow(dead_code, reason = "each includer uses a different part")]
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Dimension of all-MiniLM-L6-v2, the most common small sentence embedder.
-pub(crate) const DIM: usize = 384;
+pub const DIM: usize = 384;
 /// Points per cluster.
-pub(crate) const PER_CLUSTER: usize = 10;
+pub const PER_CLUSTER: usize = 10;
 /// Per-coordinate noise of a cluster member around its centre.
-pub(crate) const SPREAD: f32 = 0.02;
+pub const SPREAD: f32 = 0.02;
 /// Noise that puts a query at cosine ~0.99 of the point it paraphrases: a clear hit at 0.90.
-pub(crate) const CLEAR_PARAPHRASE: f32 = 0.01;
+pub const CLEAR_PARAPHRASE: f32 = 0.01;
 /// Noise that puts a query at cosine ~0.90 of the point it paraphrases (noise std 0.043/sqrt(3)
 /// against a coordinate std of 1/sqrt(384)): decisions at the default threshold are close calls.
-pub(crate) const NEAR_THRESHOLD: f32 = 0.043;
+pub const NEAR_THRESHOLD: f32 = 0.043;
 
 /// Scale to unit length.
-pub(crate) fn unit(mut v: Vec<f32>) -> Vec<f32> {
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
     v
 }
 
 /// A uniformly random direction.
-pub(crate) fn random_unit(rng: &mut StdRng) -> Vec<f32> {
+pub fn random_unit(rng: &mut StdRng) -> Vec<f32> {
     unit((0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
 }
 
 /// `v` plus uniform noise of `scale` per coordinate, renormalized.
-pub(crate) fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
+pub fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
     unit(
         v.iter()
             .map(|x| x + scale * rng.gen_range(-1.0f32..1.0))
@@ -46,7 +43,7 @@ pub(crate) fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
 }
 
 /// A ~200-byte prompt, distinct per `i`.
-pub(crate) fn prompt(i: usize) -> String {
+pub fn prompt(i: usize) -> String {
     let mut p = format!("Question {i}: please explain, with examples, ");
     while p.len() < 200 {
         p.push_str("how the cache answers repeated and paraphrased prompts quickly; ");
@@ -56,7 +53,7 @@ pub(crate) fn prompt(i: usize) -> String {
 }
 
 /// `n` clustered unit vectors (rounded down to whole clusters), deterministic in `seed`.
-pub(crate) fn clustered(n: usize, seed: u64) -> Vec<Vec<f32>> {
+pub fn clustered(n: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let centres: Vec<Vec<f32>> = (0..n / PER_CLUSTER)
         .map(|_| random_unit(&mut rng))
@@ -73,7 +70,7 @@ pub(crate) fn clustered(n: usize, seed: u64) -> Vec<Vec<f32>> {
 
 /// Exact scan: index and cosine of the best of `data` for unit `query` (simsimd dot, the same
 /// kernel the cache uses, so the baseline is as fast as a scan gets).
-pub(crate) fn brute_force(data: &[Vec<f32>], query: &[f32]) -> (usize, f32) {
+pub fn brute_force(data: &[Vec<f32>], query: &[f32]) -> (usize, f32) {
     use simsimd::SpatialSimilarity;
     data.iter()
         .enumerate()
@@ -87,22 +84,15 @@ pub(crate) fn brute_force(data: &[Vec<f32>], query: &[f32]) -> (usize, f32) {
         .unwrap_or((0, -1.0))
 }
 
-/// Latency percentile `p` (0..=1) of sorted nanosecond samples, in microseconds.
-pub(crate) fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {
-    if sorted_ns.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted_ns.len() as f64 * p) as usize).min(sorted_ns.len() - 1);
-    sorted_ns[i] as f64 / 1e3
-}
-
 /// Insert `data[i]` under [`prompt`]`(i)` with value `i` into the global scope, from all cores
 /// (graph inserts dominate and hnsw_rs takes them concurrently), then compact. `after_each` runs
 /// after every insert (the stress runner advances its clock there, to spread entry ages).
-pub(crate) fn fill(
+/// `progress`, when given, counts the inserts (tools pass one; benches stay quiet).
+pub fn fill(
     cache: &paracache::Cache<usize>,
     data: &[Vec<f32>],
     after_each: &(dyn Fn() + Sync),
+    progress: Option<&crate::progress::Progress>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
@@ -118,37 +108,45 @@ pub(crate) fn fill(
                         .insert(&scope, &prompt(i), v.clone(), i)
                         .expect("valid entry");
                     after_each();
+                    if let Some(p) = progress {
+                        p.add(1);
+                    }
                 }
             });
         }
     });
+    if let Some(p) = progress {
+        p.note("all inserted; compacting (waits for graph builds) ...");
+    }
     cache.compact();
 }
 
 /// Queries whose hit/miss decision at `threshold` is known from an exact scan over `data`: a third
 /// near the threshold, a third clear paraphrases, a third novel. Built once, then run against any
 /// cache filled with `data` by [`fill`].
-pub(crate) struct DecisionCheck {
+pub struct DecisionCheck {
     threshold: f32,
     queries: Vec<Vec<f32>>,
     /// Best index into `data` and its cosine, per query.
     truth: Vec<(usize, f32)>,
     /// The exact scan's latency per query, sorted (ns): the baseline of the same run.
-    pub(crate) scan_ns: Vec<u64>,
+    pub scan_ns: Vec<u64>,
 }
 
 /// How a cache's decisions compared with the exact scan's.
-pub(crate) struct CheckReport {
+pub struct CheckReport {
     /// Share of queries whose hit/miss decision equals the scan's.
-    pub(crate) agreement: f64,
+    pub agreement: f64,
     /// Share of agreed hits that returned the scan's best entry.
-    pub(crate) recall_at_1: f64,
+    pub recall_at_1: f64,
     /// Lookup latency per query, sorted (ns).
-    pub(crate) lookup_ns: Vec<u64>,
+    pub lookup_ns: Vec<u64>,
 }
 
 impl DecisionCheck {
-    pub(crate) fn new(data: &[Vec<f32>], count: usize, seed: u64, threshold: f32) -> Self {
+    /// `count` queries around `data` (seeded by `seed`), each decided by an exact scan at
+    /// `threshold`; the scan is timed as it goes.
+    pub fn new(data: &[Vec<f32>], count: usize, seed: u64, threshold: f32) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let queries: Vec<Vec<f32>> = (0..count)
             .map(|k| {
@@ -179,12 +177,18 @@ impl DecisionCheck {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Queries in the check.
+    pub fn len(&self) -> usize {
         self.queries.len()
     }
 
+    /// Whether the check has no queries.
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+
     /// Queries whose best cosine is within 0.02 of the threshold: the close calls.
-    pub(crate) fn near_threshold(&self) -> usize {
+    pub fn near_threshold(&self) -> usize {
         self.truth
             .iter()
             .filter(|(_, s)| (s - self.threshold).abs() < 0.02)
@@ -192,7 +196,7 @@ impl DecisionCheck {
     }
 
     /// Queries the scan answers with a hit.
-    pub(crate) fn expected_hits(&self) -> usize {
+    pub fn expected_hits(&self) -> usize {
         self.truth
             .iter()
             .filter(|(_, s)| *s >= self.threshold)
@@ -201,7 +205,7 @@ impl DecisionCheck {
 
     /// Look every query up in `cache` (global scope, values are indices into the data) on this
     /// thread and compare with the scan.
-    pub(crate) fn run(&self, cache: &paracache::Cache<usize>) -> CheckReport {
+    pub fn run(&self, cache: &paracache::Cache<usize>) -> CheckReport {
         let scope = paracache::Scope::global();
         let (mut agree, mut hits, mut r1) = (0usize, 0usize, 0usize);
         let mut lookup_ns = Vec::with_capacity(self.queries.len());

@@ -1,10 +1,11 @@
 //! Choose a similarity threshold from labelled pairs, and check it on pairs it never saw.
 //!
-//! `cargo run --release --example calibrate -- [--data ../shared/data/dev]
+//! `cargo run --release -p paracache-tools --bin calibrate -- [--data ../shared/data/dev]
 //!  [--targets 0.8,0.85,0.9,0.95] [--guards all|none|numbers,negation,entities] [--curve]
 //!  [--categories 0.8,0.85,0.9] [--at-recall 0.2,0.3,0.4,0.5] [--replay]`
 //!
-//! Reads `pairs.jsonl`, `texts.jsonl` and `embeddings.f32` in the dev data layout (its README).
+//! Reads `pairs.jsonl`, `texts.jsonl` and `embeddings.f32` (or `.f16`) in the dev data layout
+//! (its README).
 //! The pairs are split in two halves by connected component (a text never sits in both), the
 //! threshold is fitted on one half for each target precision and checked on the other. With
 //! `--guards`, a pair the guards turn away is never served, as in the cache. `--curve` prints the
@@ -15,16 +16,41 @@
 //! earlier one, labelled by cluster ([`Calibration::pairs_from_replay`]); even steps fit, odd
 //! steps check.
 
-mod dev_pairs;
-
-use dev_pairs::{DevPairs, Pair};
+use clap::Parser;
 use paracache::{Calibration, Guards};
-use std::path::{Path, PathBuf};
+use paracache_tools::cli::List;
+use paracache_tools::dev_data::{DataArg, DevDir};
+use paracache_tools::dev_pairs::{self, DevPairs, Pair, dot};
+use paracache_tools::progress::{Progress, stage};
+use paracache_tools::stream;
 
-fn floats(spec: &str) -> Result<Vec<f64>, String> {
-    spec.split(',')
-        .map(|t| t.parse().map_err(|e| format!("{t}: {e}")))
-        .collect()
+/// Choose a similarity threshold from labelled pairs, and check it on pairs it never saw.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    data: DataArg,
+    /// Target precisions to fit a threshold for, each checked on the held-out half.
+    #[arg(long, default_value = "0.8,0.85,0.9,0.95", value_name = "P,P..")]
+    targets: List<f64>,
+    /// Guards applied to every pair (a pair they turn away is never served, as in the cache):
+    /// all, none, or a list of numbers, negation, entities.
+    #[arg(long, default_value = "none", value_name = "all|none|LIST")]
+    guards: Guards,
+    /// Also print the fitted half's precision/recall curve (for the first target).
+    #[arg(long)]
+    curve: bool,
+    /// For each pair category, how many pairs each guard setting serves at these thresholds.
+    #[arg(long, value_name = "T,T..")]
+    categories: Option<List<f64>>,
+    /// Compare guard settings at equal recall: the best precision each reaches (over all pairs)
+    /// at each of these recalls.
+    #[arg(long, value_name = "R,R..")]
+    at_recall: Option<List<f64>>,
+    /// Calibrate from replay.jsonl instead: each distinct text against its most similar earlier
+    /// one, labelled by cluster; even steps fit, odd steps check.
+    #[arg(long)]
+    replay: bool,
 }
 
 fn main() {
@@ -35,31 +61,19 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let mut data = PathBuf::from("../shared/data/dev");
-    let mut targets = vec![0.80, 0.85, 0.90, 0.95];
-    let mut guards = Guards::none();
-    let mut show_curve = false;
-    let mut categories: Vec<f64> = Vec::new();
-    let mut at_recall: Vec<f64> = Vec::new();
-    let mut from_replay = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--data" => data = PathBuf::from(value()?),
-            "--targets" => targets = floats(&value()?)?,
-            "--guards" => guards = value()?.parse::<Guards>()?,
-            "--curve" => show_curve = true,
-            "--categories" => categories = floats(&value()?)?,
-            "--at-recall" => at_recall = floats(&value()?)?,
-            "--replay" => from_replay = true,
-            other => return Err(format!("unknown flag {other}")),
-        }
+    let args = Args::parse();
+    let (targets, guards) = (&args.targets.0, args.guards);
+    let mut files = dev_pairs::FILES.to_vec();
+    if args.replay {
+        files.push("replay.jsonl");
     }
-    let dev = DevPairs::load(&data)?;
+    let dir = DevDir::open(&args.data.dir, &files).map_err(|e| e.to_string())?;
+    let st = stage(format!("loading {}", dir.path().display()));
+    let dev = DevPairs::read(&dir).map_err(|e| e.to_string())?;
+    st.done();
     let (texts, pairs) = (&dev.texts, &dev.pairs);
-    if from_replay {
-        return replay_calibration(&data, &dev, guards, &targets);
+    if args.replay {
+        return replay_calibration(&dir, &dev, guards, targets);
     }
     let served_similarity = |p: &Pair, g: Guards| -> f32 {
         match g.check(&texts[&p.a], &texts[&p.b]) {
@@ -83,8 +97,8 @@ fn run() -> Result<(), String> {
         fit.len(),
         check.len()
     );
-    target_table(&fit, &check, &targets)?;
-    if show_curve {
+    target_table(&fit, &check, targets)?;
+    if args.curve {
         let c = Calibration::fit(&fit, targets[0]).map_err(|e| e.to_string())?;
         println!("\nthreshold precision recall served");
         let step = (c.curve().len() / 40).max(1);
@@ -95,11 +109,11 @@ fn run() -> Result<(), String> {
             );
         }
     }
-    if !categories.is_empty() {
-        category_table(pairs, &categories, &served_similarity);
+    if let Some(thresholds) = &args.categories {
+        category_table(pairs, thresholds, &served_similarity);
     }
-    if !at_recall.is_empty() {
-        recall_table(pairs, &at_recall, &served_similarity)?;
+    if let Some(recalls) = &args.at_recall {
+        recall_table(pairs, recalls, &served_similarity)?;
     }
     Ok(())
 }
@@ -140,7 +154,7 @@ fn target_table(fit: &[(f32, bool)], check: &[(f32, bool)], targets: &[f64]) -> 
 
 /// Calibrate from the replay stream: fit on its first half, check on its second.
 fn replay_calibration(
-    data: &Path,
+    dir: &DevDir,
     dev: &DevPairs,
     guards: Guards,
     targets: &[f64],
@@ -148,23 +162,30 @@ fn replay_calibration(
     let mut seen = std::collections::HashSet::new();
     let mut ids = Vec::new();
     let mut clusters = Vec::new();
-    for step in dev_pairs::jsonl(&data.join("replay.jsonl"))? {
-        let id = step["text_id"].as_u64().ok_or("step without text_id")? as usize;
-        if seen.insert(id) {
-            ids.push(id);
-            clusters.push(step["cluster"].as_u64().unwrap_or(u64::MAX));
+    for step in stream::steps(dir).map_err(|e| e.to_string())? {
+        if seen.insert(step.text_id) {
+            ids.push(step.text_id);
+            clusters.push(step.cluster.unwrap_or(u64::MAX));
         }
     }
-    let vectors: Vec<Vec<f32>> = ids.iter().map(|&i| dev.row(i)).collect();
-    let steps: Vec<(&[f32], u64)> = vectors.iter().map(|v| v.as_slice()).zip(clusters).collect();
+    let vectors: Vec<&[f32]> = ids.iter().map(|&i| dev.row(i)).collect();
+    let steps: Vec<(&[f32], u64)> = vectors.iter().copied().zip(clusters).collect();
+    let st = stage(format!(
+        "pairing each of {} texts with its nearest earlier one",
+        ids.len()
+    ));
     let mut pairs = Calibration::pairs_from_replay(&steps).map_err(|e| e.to_string())?;
+    st.done();
     if !guards.is_none() {
-        // Each pair is a text and its nearest earlier text: find that text again for the guards.
+        // Each pair is a text and its nearest earlier text: find that text again for the guards
+        // (a scan over every earlier text: quadratic, minutes on dev-large, hence the progress).
+        let progress = Progress::new("replay: guard checks", pairs.len());
         for (i, pair) in pairs.iter_mut().enumerate() {
-            let q = &vectors[i + 1];
+            let q = vectors[i + 1];
             let nearest = (0..=i)
-                .max_by(|&a, &b| dot(q, &vectors[a]).total_cmp(&dot(q, &vectors[b])))
+                .max_by(|&a, &b| dot(q, vectors[a]).total_cmp(&dot(q, vectors[b])))
                 .unwrap_or(0);
+            progress.add(1);
             if guards
                 .check(&dev.texts[&ids[i + 1]], &dev.texts[&ids[nearest]])
                 .is_err()
@@ -172,6 +193,7 @@ fn replay_calibration(
                 pair.0 = f32::NEG_INFINITY;
             }
         }
+        progress.finish();
     }
     // Alternate steps, not the stream's two halves: later steps meet more stored prompts, so
     // the halves are not alike.
@@ -185,10 +207,6 @@ fn replay_calibration(
         check.len()
     );
     target_table(&fit, &check, targets)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 const SETTINGS: [(&str, Guards); 5] = [

@@ -1,181 +1,114 @@
 //! Replays a prompt stream through the cache, in the format of the dev data set (its README):
-//! each step looks up its text with that text's row of `embeddings.f32` as the embedding; a miss
+//! each step looks up its text with that text's row of the embeddings as the embedding; a miss
 //! inserts the text with its id as the value.
 //!
-//! `cargo run --release --example replay -- --data ../shared/data/dev [--threshold 0.9]
-//!  [--capacity N] [--scopes K] [--brute-force] [--guards all|none|numbers,negation,entities]
+//! `cargo run --release -p paracache-tools --bin replay -- --data ../shared/data/dev
+//!  [--threshold 0.9] [--capacity N] [--scopes K] [--brute-force] [--guards all|none|numbers,..]
 //!  [--no-alias] [--verify-below S] [--out steps.jsonl] [--sweep 0.80,0.85,0.90]`
 //!
-//! - `--scopes K`: step `i` goes to scope `text_id % K`, so a text and its exact repeats always
-//!   share a scope while different texts spread across K tenants (default 1).
-//! - `--brute-force`: the semantic tier answers by exact scan (flat partitions only).
-//! - `--guards`: which false-hit guards run (default: the cache's default, all).
-//! - `--no-alias`: no hit aliases, so every repeat of a rephrasing is searched again.
-//! - `--verify-below S`: a verifier for candidates below similarity S that answers from the
-//!   stream's clusters: a perfect judge standing in for a cross-encoder, to show how few lookups
-//!   reach the band and what a judge there is worth.
-//! - Prints a JSON summary: counts and latency p50/p99 by result; with the stream's clusters, the
-//!   scores of `reference-bruteforce.jsonl` (semantic_precision, paraphrase_served,
-//!   new_served_wrong), where an alias hit counts as the semantic hit it repeats; and, only when
-//!   `pairs.jsonl` exists, the precision of semantic hits whose (query, match) pair is labelled.
-//! - `--sweep T1,T2,..`: instead, a markdown table of the scores at each threshold for each guard
-//!   setting (none, each guard alone, all).
+//! Prints a JSON summary (stdout): counts and latency p50/p99 by result; with the stream's
+//! clusters, the scores of `reference-bruteforce.jsonl` (semantic_precision, paraphrase_served,
+//! new_served_wrong), where an alias hit counts as the semantic hit it repeats; and, only when
+//! `pairs.jsonl` exists, the precision of semantic hits whose (query, match) pair is labelled.
+//! With `--sweep`, a markdown table instead. Progress goes to stderr.
 
+use clap::Parser;
 use paracache::{Cache, Guards, Lookup, Scope, Source};
+use paracache_tools::cli::List;
+use paracache_tools::dev_data::{DataArg, DevDir};
+use paracache_tools::embeddings::DIM;
+use paracache_tools::latency::{Latencies, percentile_ns, timed};
+use paracache_tools::progress::{Progress, stage};
+use paracache_tools::stream::{self, Expect, Stream};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
-#[derive(Clone)]
+/// Replay the dev data's prompt stream through the cache and score its answers.
+#[derive(Parser, Clone)]
+#[command(version)]
 struct Args {
-    data: PathBuf,
+    #[command(flatten)]
+    data: DataArg,
+    /// Similarity threshold of the semantic tier.
+    #[arg(long, default_value_t = 0.9)]
     threshold: f32,
+    /// The cache's entry capacity.
+    #[arg(long, default_value_t = 1_000_000)]
     capacity: u64,
+    /// Step i goes to scope text_id % K, so a text and its exact repeats always share a scope
+    /// while different texts spread across K tenants.
+    #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     scopes: u64,
+    /// The semantic tier answers by exact scan (flat partitions only).
+    #[arg(long)]
     brute_force: bool,
+    /// Which false-hit guards run: all, none, or a list of numbers, negation, entities.
+    #[arg(long, default_value = "all", value_name = "all|none|LIST")]
     guards: Guards,
-    alias: bool,
+    /// No hit aliases, so every repeat of a rephrasing is searched again.
+    #[arg(long)]
+    no_alias: bool,
+    /// A verifier for candidates below similarity S that answers from the stream's clusters: a
+    /// perfect judge standing in for a cross-encoder, to show how few lookups reach the band and
+    /// what a judge there is worth.
+    #[arg(long, value_name = "S")]
     verify_below: Option<f32>,
+    /// Write one JSON line per step (result, matched id, similarity, latency) to this file.
+    #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    sweep: Vec<f32>,
+    /// Instead of one replay, a markdown table of the scores at each of these thresholds for
+    /// each guard setting (none, each guard alone, all).
+    #[arg(long, value_name = "T,T..")]
+    sweep: Option<List<f32>>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        data: PathBuf::from("../shared/data/dev"),
-        threshold: 0.9,
-        capacity: 1_000_000,
-        scopes: 1,
-        brute_force: false,
-        guards: Guards::default(),
-        alias: true,
-        verify_below: None,
-        out: None,
-        sweep: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--data" => a.data = PathBuf::from(value()?),
-            "--threshold" => {
-                a.threshold = value()?.parse().map_err(|e| format!("--threshold: {e}"))?
-            }
-            "--capacity" => {
-                a.capacity = value()?.parse().map_err(|e| format!("--capacity: {e}"))?
-            }
-            "--scopes" => {
-                a.scopes = value()?
-                    .parse::<u64>()
-                    .map_err(|e| format!("--scopes: {e}"))?
-                    .max(1)
-            }
-            "--brute-force" => a.brute_force = true,
-            "--guards" => a.guards = value()?.parse::<Guards>()?,
-            "--no-alias" => a.alias = false,
-            "--verify-below" => {
-                a.verify_below = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--verify-below: {e}"))?,
-                )
-            }
-            "--out" => a.out = Some(PathBuf::from(value()?)),
-            "--sweep" => {
-                a.sweep = value()?
-                    .split(',')
-                    .map(|t| t.parse().map_err(|e| format!("--sweep {t}: {e}")))
-                    .collect::<Result<_, _>>()?
-            }
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(a)
-}
-
-fn jsonl(path: &Path) -> Result<Vec<Value>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    BufReader::new(f)
-        .lines()
-        .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-        .map(|l| {
-            l.map_err(|e| e.to_string())
-                .and_then(|l| serde_json::from_str(&l).map_err(|e| e.to_string()))
-        })
-        .collect()
-}
-
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * p).round() as usize])
-}
-
-/// The data set, read once.
+/// The stream and what scoring needs beside it, read once.
 struct Data {
-    texts: HashMap<u64, String>,
-    raw: Vec<u8>,
-    steps: Vec<Value>,
-    pairs: Option<HashMap<(u64, u64), u64>>,
-    cluster_of: Arc<HashMap<u64, u64>>,
-    id_of: Arc<HashMap<String, u64>>,
+    stream: Stream,
+    /// Labels of (query, match) pairs, both ways round, when the data has pairs.jsonl.
+    pairs: Option<HashMap<(usize, usize), u64>>,
+    cluster_of: Arc<HashMap<usize, u64>>,
+    id_of: Arc<HashMap<String, usize>>,
 }
-
-const DIM: usize = 384;
 
 impl Data {
-    fn load(dir: &Path) -> Result<Data, String> {
-        let texts: HashMap<u64, String> = jsonl(&dir.join("texts.jsonl"))?
-            .into_iter()
-            .filter_map(|t| Some((t["id"].as_u64()?, t["text"].as_str()?.to_string())))
-            .collect();
-        let raw = std::fs::read(dir.join("embeddings.f32"))
-            .map_err(|e| format!("embeddings.f32: {e}"))?;
-        let steps = jsonl(&dir.join("replay.jsonl"))?;
-        let pairs = jsonl(&dir.join("pairs.jsonl")).ok().map(|ps| {
-            ps.into_iter()
-                .filter_map(|p| {
-                    let (a, b, l) = (p["a"].as_u64()?, p["b"].as_u64()?, p["label"].as_u64()?);
-                    Some([((a, b), l), ((b, a), l)])
-                })
-                .flatten()
-                .collect()
-        });
-        let cluster_of = steps
-            .iter()
-            .filter_map(|s| Some((s["text_id"].as_u64()?, s["cluster"].as_u64()?)))
-            .collect();
-        let id_of = texts
+    fn load(dir: &DevDir) -> Result<Data, String> {
+        let stream = Stream::load(dir).map_err(|e| e.to_string())?;
+        let pairs = if dir.has("pairs.jsonl") {
+            let ps = dir.jsonl("pairs.jsonl").map_err(|e| e.to_string())?;
+            Some(
+                ps.into_iter()
+                    .filter_map(|p| {
+                        let (a, b) = (p["a"].as_u64()? as usize, p["b"].as_u64()? as usize);
+                        let l = p["label"].as_u64()?;
+                        Some([((a, b), l), ((b, a), l)])
+                    })
+                    .flatten()
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let id_of = stream
+            .texts
             .iter()
             .map(|(id, t)| (paracache::normalize(t).into_owned(), *id))
             .collect();
         Ok(Data {
-            texts,
-            raw,
-            steps,
-            pairs,
-            cluster_of: Arc::new(cluster_of),
+            cluster_of: Arc::new(stream.clusters()),
             id_of: Arc::new(id_of),
+            pairs,
+            stream,
         })
-    }
-
-    fn row(&self, id: u64) -> Option<Vec<f32>> {
-        let start = id as usize * DIM * 4;
-        let bytes = self.raw.get(start..start + DIM * 4)?;
-        Some(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
     }
 }
 
 /// Scores of one replay.
 #[derive(Default)]
 struct Scores {
-    counts: HashMap<&'static str, usize>,
     sem_correct: usize,
     sem_total: usize,
     para_served: usize,
@@ -184,8 +117,8 @@ struct Scores {
     new_total: usize,
     pair_correct: usize,
     pair_labelled: usize,
-    latency: HashMap<&'static str, Vec<u64>>,
-    stats: Option<paracache::Stats>,
+    latency: Latencies,
+    stats: paracache::Stats,
 }
 
 fn ratio(a: usize, b: usize) -> Value {
@@ -196,14 +129,14 @@ fn ratio(a: usize, b: usize) -> Value {
     }
 }
 
-fn replay(args: &Args, data: &Data) -> Result<Scores, String> {
-    let mut builder = Cache::<u64>::builder(DIM)
+fn build(args: &Args, data: &Data) -> Result<Cache<usize>, String> {
+    let mut builder = Cache::<usize>::builder(DIM)
         .max_entries(args.capacity)
         .threshold(args.threshold)
         .guards(args.guards)
-        .alias_hits(args.alias);
+        .alias_hits(!args.no_alias);
     if args.brute_force {
-        builder = builder.flat_limit(usize::MAX);
+        builder = builder.exact_scan_limit(usize::MAX);
     }
     if let Some(below) = args.verify_below {
         let (clusters, ids) = (data.cluster_of.clone(), data.id_of.clone());
@@ -213,34 +146,33 @@ fn replay(args: &Args, data: &Data) -> Result<Scores, String> {
         };
         builder = builder.verifier(below, judge);
     }
-    let cache = builder.build().map_err(|e| e.to_string())?;
+    builder.build().map_err(|e| e.to_string())
+}
+
+fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
+    let cache = build(args, data)?;
     let scopes: Vec<Scope> = (0..args.scopes)
         .map(|i| Scope::builder().tenant(format!("tenant-{i}")).build())
         .collect();
     let mut out = match &args.out {
         Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| e.to_string())?,
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
         )),
         None => None,
     };
+    let steps = &data.stream.steps;
+    let progress = Progress::new(format!("{label}: steps"), steps.len());
     let mut s = Scores::default();
-    for (i, step) in data.steps.iter().enumerate() {
-        let id = step["text_id"]
-            .as_u64()
-            .ok_or(format!("step {i}: no text_id"))?;
-        let text = data
-            .texts
-            .get(&id)
-            .ok_or(format!("step {i}: unknown text {id}"))?;
-        let vector = data
-            .row(id)
-            .ok_or(format!("step {i}: no embedding row {id}"))?;
-        let scope = &scopes[(id % args.scopes) as usize];
-        let t = Instant::now();
-        let r = cache
-            .lookup(scope, text, |_| Ok::<_, std::io::Error>(vector))
-            .map_err(|e| format!("step {i}: {e}"))?;
-        let ns = t.elapsed().as_nanos() as u64;
+    for (i, step) in steps.iter().enumerate() {
+        let id = step.text_id;
+        let vector = data.stream.vector(id).to_vec();
+        let scope = &scopes[(id as u64 % args.scopes) as usize];
+        let (r, ns) = timed(|| {
+            cache.lookup(scope, data.stream.text(id), |_| {
+                Ok::<_, std::io::Error>(vector)
+            })
+        });
+        let r = r.map_err(|e| format!("step {i}: {e}"))?;
         let (kind, matched, similarity) = match &r {
             Lookup::Hit(h) => {
                 let kind = match h.source() {
@@ -250,31 +182,35 @@ fn replay(args: &Args, data: &Data) -> Result<Scores, String> {
                 };
                 (kind, Some(*h.value()), Some(h.similarity()))
             }
-            Lookup::Miss(_) => ("miss", None, None),
+            _ => ("miss", None, None),
         };
-        *s.counts.entry(kind).or_default() += 1;
-        s.latency.entry(kind).or_default().push(ns);
+        s.latency.record(kind, ns);
         // An alias hit repeats the semantic hit that made it: it is scored as one.
         let semantic = kind == "semantic" || kind == "alias";
-        let expect = step["expect"].as_str().unwrap_or("");
-        let correct =
-            matched.is_some_and(|m| data.cluster_of.get(&m) == step["cluster"].as_u64().as_ref());
+        let correct = matched.is_some_and(|m| data.cluster_of.get(&m) == step.cluster.as_ref());
         if semantic {
             s.sem_total += 1;
             s.sem_correct += usize::from(correct);
-            if let (Some(p), Some(m)) = (&data.pairs, matched) {
-                if let Some(&label) = p.get(&(id, m)) {
-                    s.pair_labelled += 1;
-                    s.pair_correct += usize::from(label == 1);
-                }
+            if let Some(&label) = data
+                .pairs
+                .as_ref()
+                .zip(matched)
+                .and_then(|(p, m)| p.get(&(id, m)))
+            {
+                s.pair_labelled += 1;
+                s.pair_correct += usize::from(label == 1);
             }
         }
-        if expect.starts_with("paraphrase_of") {
-            s.para_total += 1;
-            s.para_served += usize::from(semantic && correct);
-        } else if expect == "new" {
-            s.new_total += 1;
-            s.new_wrong += usize::from(semantic && !correct);
+        match step.expect {
+            Expect::ParaphraseOf(_) => {
+                s.para_total += 1;
+                s.para_served += usize::from(semantic && correct);
+            }
+            Expect::New => {
+                s.new_total += 1;
+                s.new_wrong += usize::from(semantic && !correct);
+            }
+            _ => {}
         }
         if let Lookup::Miss(miss) = r {
             cache
@@ -285,8 +221,10 @@ fn replay(args: &Args, data: &Data) -> Result<Scores, String> {
             let line = json!({"step": i, "text_id": id, "result": kind, "matched_id": matched, "similarity": similarity, "latency_ns": ns});
             writeln!(w, "{line}").map_err(|e| e.to_string())?;
         }
+        progress.add(1);
     }
-    s.stats = Some(cache.stats());
+    progress.finish();
+    s.stats = cache.stats();
     Ok(s)
 }
 
@@ -298,26 +236,31 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let args = parse_args()?;
-    let data = Data::load(&args.data)?;
-    if !args.sweep.is_empty() {
-        return sweep(&args, &data);
+    let args = Args::parse();
+    let dir = DevDir::open(&args.data.dir, &stream::FILES).map_err(|e| e.to_string())?;
+    let st = stage(format!("loading {}", dir.path().display()));
+    let data = Data::load(&dir)?;
+    st.done();
+    if let Some(thresholds) = &args.sweep {
+        return sweep(&args, &data, thresholds);
     }
-    let mut s = replay(&args, &data)?;
+    let mut s = replay(&args, &data, "replay")?;
     let mut by_result = serde_json::Map::new();
     for kind in ["exact", "alias", "semantic", "miss"] {
-        let mut l = s.latency.remove(kind).unwrap_or_default();
-        l.sort_unstable();
-        by_result.insert(kind.into(), json!({"count": l.len(), "p50_ns": percentile(&l, 0.5), "p99_ns": percentile(&l, 0.99)}));
+        let l = s.latency.sorted(kind);
+        by_result.insert(
+            kind.into(),
+            json!({"count": l.len(), "p50_ns": percentile_ns(l, 0.5), "p99_ns": percentile_ns(l, 0.99)}),
+        );
     }
-    let stats = s.stats.unwrap_or_default();
+    let stats = &s.stats;
     let mut summary = json!({
-        "steps": data.steps.len(),
+        "steps": data.stream.steps.len(),
         "threshold": args.threshold,
         "scopes": args.scopes,
         "brute_force": args.brute_force,
         "guards": format!("{:?}", args.guards),
-        "alias": args.alias,
+        "alias": !args.no_alias,
         "results": by_result,
         "semantic_precision": ratio(s.sem_correct, s.sem_total),
         "paraphrase_served": ratio(s.para_served, s.para_total),
@@ -335,7 +278,7 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn sweep(args: &Args, data: &Data) -> Result<(), String> {
+fn sweep(args: &Args, data: &Data, thresholds: &[f32]) -> Result<(), String> {
     let settings = [
         ("none", Guards::none()),
         ("numbers", Guards::none().numbers(true)),
@@ -351,7 +294,7 @@ fn sweep(args: &Args, data: &Data) -> Result<(), String> {
         v.as_f64()
             .map_or("-".into(), |x| format!("{:.1}%", 100.0 * x))
     };
-    for &t in &args.sweep {
+    for &t in thresholds {
         for (name, guards) in settings {
             let run = Args {
                 threshold: t,
@@ -359,16 +302,15 @@ fn sweep(args: &Args, data: &Data) -> Result<(), String> {
                 out: None,
                 ..args.clone()
             };
-            let s = replay(&run, data)?;
-            let stats = s.stats.unwrap_or_default();
+            let s = replay(&run, data, &format!("sweep {t:.2} guards {name}"))?;
             println!(
                 "| {t:.2} | {name} | {} | {} | {} | {} | {} | {} |",
                 s.sem_total,
                 pct(ratio(s.sem_correct, s.sem_total)),
                 pct(ratio(s.para_served, s.para_total)),
                 pct(ratio(s.new_wrong, s.new_total)),
-                stats.guard_rejections,
-                stats.embed_calls,
+                s.stats.guard_rejections,
+                s.stats.embed_calls,
             );
         }
     }

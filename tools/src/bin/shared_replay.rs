@@ -2,68 +2,49 @@
 //! (step `i` goes to replica `i % N`, each replica on its own thread), against the same replicas
 //! unshared. Needs a running `redis-server` and feature `redis`.
 //!
-//! `cargo run --release --features redis --example shared_replay -- --data ../shared/data/dev
+//! `cargo run --release -p paracache-tools --features redis --bin shared_replay -- --data ../shared/data/dev
 //!  [--url redis://127.0.0.1:6379/] [--replicas 3] [--threshold 0.9]`
 //!
 //! Prints, for each deployment: hits by source and the hit rate; lookup latency p50/p99 for
 //! local hits, hits answered by Redis, and misses (which include the Redis check); the stream lag
 //! each replica measured; and Redis memory per shared entry.
 
-use paracache::{Cache, Lookup, RedisOptions, Scope, SharedCache, Source};
+use clap::Parser;
+use paracache::{Cache, Lookup, Scope, Source};
+use paracache_redis::{RedisOptions, SharedCache};
+use paracache_tools::dev_data::{DataArg, DevDir};
+use paracache_tools::embeddings::DIM;
+use paracache_tools::latency::{Latencies, percentile_us, timed};
+use paracache_tools::progress::stage;
+use paracache_tools::stream::{self, Stream};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const DIM: usize = 384;
-
-struct Data {
-    texts: HashMap<u64, String>,
-    raw: Vec<u8>,
-    steps: Vec<u64>,
-}
-
-impl Data {
-    fn load(dir: &std::path::Path) -> Result<Data, String> {
-        let lines = |name: &str| -> Result<Vec<serde_json::Value>, String> {
-            let f = std::fs::File::open(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
-            BufReader::new(f)
-                .lines()
-                .map(|l| {
-                    l.map_err(|e| e.to_string())
-                        .and_then(|l| serde_json::from_str(&l).map_err(|e| e.to_string()))
-                })
-                .collect()
-        };
-        let texts = lines("texts.jsonl")?
-            .into_iter()
-            .filter_map(|t| Some((t["id"].as_u64()?, t["text"].as_str()?.to_string())))
-            .collect();
-        let steps = lines("replay.jsonl")?
-            .into_iter()
-            .filter_map(|s| s["text_id"].as_u64())
-            .collect();
-        let raw = std::fs::read(dir.join("embeddings.f32")).map_err(|e| e.to_string())?;
-        Ok(Data { texts, raw, steps })
-    }
-
-    fn row(&self, id: u64) -> Vec<f32> {
-        let start = id as usize * DIM * 4;
-        self.raw[start..start + DIM * 4]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    }
+/// Replicas sharing one cache through Redis against the same replicas unshared, on the dev stream.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    data: DataArg,
+    /// The Redis server the shared replicas connect to.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+    url: String,
+    /// Replicas, each on its own thread; step i goes to replica i % N.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    replicas: u64,
+    /// Similarity threshold of every replica's semantic tier.
+    #[arg(long, default_value_t = paracache::DEFAULT_THRESHOLD)]
+    threshold: f32,
 }
 
 /// One replica's view, either shared or plain.
 enum Replica {
-    Plain(Cache<u64>),
-    Shared(SharedCache<u64>),
+    Plain(Cache<usize>),
+    Shared(SharedCache<usize>),
 }
 
 impl Replica {
-    fn lookup(&self, text: &str, v: Vec<f32>) -> Lookup<u64> {
+    fn lookup(&self, text: &str, v: Vec<f32>) -> Lookup<usize> {
         let embed = |_: &str| Ok::<_, std::io::Error>(v);
         let scope = Scope::global();
         match self {
@@ -73,7 +54,7 @@ impl Replica {
         .expect("valid input")
     }
 
-    fn insert_miss(&self, miss: paracache::Miss, value: u64) {
+    fn insert_miss(&self, miss: paracache::Miss, value: usize) {
         match self {
             Replica::Plain(c) => c.insert_miss(miss, value),
             Replica::Shared(c) => c.insert_miss(miss, value),
@@ -85,24 +66,22 @@ impl Replica {
 #[derive(Default)]
 struct Tally {
     by_source: HashMap<&'static str, u64>,
-    latency_ns: HashMap<&'static str, Vec<u64>>,
+    latency: Latencies,
 }
 
-fn run_replica(replica: &Replica, data: &Data, me: usize, of: usize) -> Tally {
+fn run_replica(replica: &Replica, data: &Stream, me: usize, of: usize) -> Tally {
     let mut t = Tally::default();
-    for (i, id) in data.steps.iter().enumerate().filter(|(i, _)| i % of == me) {
-        let text = &data.texts[id];
-        let v = data.row(*id);
-        let start = Instant::now();
-        let r = replica.lookup(text, v);
-        let ns = start.elapsed().as_nanos() as u64;
+    for (i, step) in data.steps.iter().enumerate().filter(|(i, _)| i % of == me) {
+        let id = step.text_id;
+        let v = data.vector(id).to_vec();
+        let (r, ns) = timed(|| replica.lookup(data.text(id), v));
         let kind = match &r {
             Lookup::Hit(h) => match h.source() {
                 Source::Shared => "redis",
                 Source::Semantic => "semantic",
                 _ => "exact",
             },
-            Lookup::Miss(_) => "miss",
+            _ => "miss",
         };
         *t.by_source.entry(kind).or_default() += 1;
         let class = match kind {
@@ -110,20 +89,20 @@ fn run_replica(replica: &Replica, data: &Data, me: usize, of: usize) -> Tally {
             "miss" => "miss",
             _ => "local hit",
         };
-        t.latency_ns.entry(class).or_default().push(ns);
+        t.latency.record(class, ns);
         if let Lookup::Miss(m) = r {
-            replica.insert_miss(m, i as u64);
+            replica.insert_miss(m, i);
         }
     }
     t
 }
 
-fn pct(sorted: &[u64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
-}
-
-fn deploy(replicas: &[Replica], data: &Data, label: &str) {
+fn deploy(replicas: &[Replica], data: &Stream, label: &str) {
     let n = replicas.len();
+    let st = stage(format!(
+        "{label}: {} steps on {n} threads",
+        data.steps.len()
+    ));
     let tallies: Vec<Tally> = std::thread::scope(|s| {
         let handles: Vec<_> = replicas
             .iter()
@@ -132,14 +111,13 @@ fn deploy(replicas: &[Replica], data: &Data, label: &str) {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    st.done();
     let mut total = Tally::default();
     for t in tallies {
         for (k, v) in t.by_source {
             *total.by_source.entry(k).or_default() += v;
         }
-        for (k, v) in t.latency_ns {
-            total.latency_ns.entry(k).or_default().extend(v);
-        }
+        total.latency.merge(t.latency);
     }
     let steps = data.steps.len() as f64;
     let get = |k: &str| *total.by_source.get(k).unwrap_or(&0);
@@ -155,13 +133,13 @@ fn deploy(replicas: &[Replica], data: &Data, label: &str) {
         100.0 * hits as f64 / steps
     );
     for class in ["local hit", "hit via Redis", "miss"] {
-        if let Some(v) = total.latency_ns.get_mut(class) {
-            v.sort_unstable();
+        let v = total.latency.sorted(class);
+        if !v.is_empty() {
             println!(
                 "  {class:>13}: n {:>5}  p50 {:>8.1} us  p99 {:>8.1} us",
                 v.len(),
-                pct(v, 0.5),
-                pct(v, 0.99)
+                percentile_us(v, 0.5),
+                percentile_us(v, 0.99)
             );
         }
     }
@@ -175,26 +153,22 @@ fn redis_used_memory(conn: &mut redis::Connection) -> u64 {
         .unwrap_or(0)
 }
 
-fn main() -> Result<(), String> {
-    let mut args = std::env::args().skip(1);
-    let (mut data_dir, mut url) = (
-        PathBuf::from("../shared/data/dev"),
-        "redis://127.0.0.1:6379/".to_string(),
-    );
-    let (mut replicas, mut threshold) = (3usize, paracache::DEFAULT_THRESHOLD);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--data" => data_dir = PathBuf::from(val()?),
-            "--url" => url = val()?,
-            "--replicas" => replicas = val()?.parse().map_err(|e| format!("{e}"))?,
-            "--threshold" => threshold = val()?.parse().map_err(|e| format!("{e}"))?,
-            other => return Err(format!("unknown argument {other}")),
-        }
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("shared_replay: {e}");
+        std::process::exit(2);
     }
-    let data = Data::load(&data_dir)?;
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::parse();
+    let (url, replicas, threshold) = (args.url.as_str(), args.replicas as usize, args.threshold);
+    let dir = DevDir::open(&args.data.dir, &stream::FILES).map_err(|e| e.to_string())?;
+    let st = stage(format!("loading {}", dir.path().display()));
+    let data = Stream::load(&dir).map_err(|e| e.to_string())?;
+    st.done();
     let local = || {
-        Cache::<u64>::builder(DIM)
+        Cache::<usize>::builder(DIM)
             .threshold(threshold)
             .time_to_live(Duration::from_secs(3600))
             .build()
@@ -207,22 +181,20 @@ fn main() -> Result<(), String> {
     let plain: Vec<Replica> = (0..replicas).map(|_| Replica::Plain(local())).collect();
     deploy(&plain, &data, "unshared: each replica learns alone");
 
-    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+    let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
     let mut conn = client.get_connection().map_err(|e| format!("redis: {e}"))?;
     let namespace = format!("bench{}", std::process::id());
     let before = redis_used_memory(&mut conn);
-    let shared: Vec<SharedCache<u64>> = (0..replicas)
+    let shared: Vec<SharedCache<usize>> = (0..replicas)
         .map(|_| {
-            SharedCache::connect(
-                local(),
-                RedisOptions::new(url.as_str()).namespace(&namespace),
-            )
-            .unwrap()
+            SharedCache::connect(local(), RedisOptions::new(url).namespace(&namespace)).unwrap()
         })
         .collect();
+    let st = stage("waiting for every replica's first sync with Redis");
     while shared.iter().any(|c| c.shared_stats().resyncs == 0) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    st.done();
     let as_replicas: Vec<Replica> = shared.iter().cloned().map(Replica::Shared).collect();
     deploy(&as_replicas, &data, "shared through Redis");
     std::thread::sleep(Duration::from_millis(200));

@@ -1,22 +1,32 @@
 //! Save and load time and file size for N entries of 384-d vectors (default 100 000).
 //!
-//! `cargo run --release --example snapshot_bench -- [N]`
+//! `cargo run --release -p paracache-tools --bin snapshot_bench -- [N]`
 //!
 //! Load is measured into a flat-only configuration (decode and insert alone) and into the default
 //! one: until it answers (graphs still building in the background) and until its graph is ready.
+//! The JSON result goes to stdout; stages go to stderr.
 
+use clap::Parser;
 use paracache::{Cache, Scope};
+use paracache_tools::progress::{Progress, stage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 const DIM: usize = 384;
 
+/// Snapshot save and load times and file size.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Entries to save and load (random 384-d vectors, ~250-byte values).
+    #[arg(default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    n: u64,
+}
+
 fn main() -> Result<(), paracache::Error> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let n = Args::parse().n as usize;
     let dir = std::env::temp_dir().join(format!("paracache-snapshot-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bench.snapshot");
@@ -24,10 +34,11 @@ fn main() -> Result<(), paracache::Error> {
     let flat = || {
         Cache::<String>::builder(DIM)
             .max_entries(n as u64 * 2)
-            .flat_limit(usize::MAX)
+            .exact_scan_limit(usize::MAX)
     };
     let cache = flat().build()?;
     let scope = Scope::builder().tenant("bench").model("m").build();
+    let progress = Progress::new("fill: inserts", n);
     for i in 0..n {
         let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
         let prompt =
@@ -38,27 +49,30 @@ fn main() -> Result<(), paracache::Error> {
             v,
             format!("Answer {i}: {}", "lorem ipsum ".repeat(20)),
         )?;
+        progress.add(1);
     }
-    let t = Instant::now();
+    progress.finish();
+    let st = stage("save");
     let saved = cache.save(&path)?;
-    let save_s = t.elapsed().as_secs_f64();
+    let save_s = st.done();
     drop(cache);
 
-    let t = Instant::now();
+    let st = stage("load into a flat-only cache");
     let (_, flat_report) = flat().build_from_snapshot(&path)?;
-    let load_flat_s = t.elapsed().as_secs_f64();
+    let load_flat_s = st.done();
 
+    let st = stage("load into the default configuration, then wait for its graph");
     let t = Instant::now();
     let (restored, report) = Cache::<String>::builder(DIM)
         .max_entries(n as u64 * 2)
         .build_from_snapshot(&path)?;
     let load_serving_s = t.elapsed().as_secs_f64();
     restored.compact(); // waits for the background graph build
-    let load_graph_s = t.elapsed().as_secs_f64();
+    let load_graph_s = st.done();
     restored.run_pending_tasks();
-    let st = restored.stats();
+    let stats = restored.stats();
     assert_eq!(
-        (report.entries, flat_report.entries, st.index_live),
+        (report.entries, flat_report.entries, stats.index_live),
         (n as u64, n as u64, n as u64)
     );
     println!(

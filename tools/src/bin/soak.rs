@@ -2,10 +2,12 @@
 //! purges, lookups) for a fixed time, printing RSS and index counts at intervals. RSS must level
 //! off after warm-up; every hit is checked against what it matched.
 //!
-//! `cargo run --release --example soak -- --threads 16 --seconds 600 --every 30 --scopes 8 --capacity 50000`
+//! `cargo run --release -p paracache-tools --bin soak -- --threads 16 --seconds 600 --every 30 --scopes 8 --capacity 50000`
 //!
 //! With few scopes each holds thousands of entries, so graphs are built, churned and compacted.
+//! The table (one row every `--every` seconds) goes to stdout; stage lines go to stderr.
 
+use clap::Parser;
 use paracache::{Cache, Scope};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -16,13 +18,25 @@ use std::time::{Duration, Instant};
 const DIM: usize = 384;
 const PROMPTS_PER_SCOPE: usize = 20_000;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Churn one cache from many threads for a fixed time; print RSS and index counts as it goes.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Worker threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: u64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Seconds between table rows.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+    /// Scopes (tenants) the prompts spread over; fewer scopes hold more entries each.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    scopes: u64,
+    /// The cache's entry capacity.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    capacity: u64,
 }
 
 /// Resident set size in MiB, from /proc (Linux); 0 elsewhere.
@@ -47,11 +61,9 @@ fn vector(s: usize, p: usize, jitter: f32, rng: &mut StdRng) -> Vec<f32> {
 }
 
 fn main() {
-    let threads = arg("--threads", 2) as usize;
-    let seconds = arg("--seconds", 60);
-    let every = arg("--every", 30);
-    let n_scopes = arg("--scopes", 8) as usize;
-    let capacity = arg("--capacity", 50_000);
+    let args = Args::parse();
+    let (threads, seconds, every) = (args.threads as usize, args.seconds, args.every);
+    let (n_scopes, capacity) = (args.scopes as usize, args.capacity);
     let cache: Cache<(u32, u32)> = Cache::builder(DIM)
         .max_entries(capacity)
         .time_to_live(Duration::from_secs(20))
@@ -121,6 +133,7 @@ fn main() {
         })
         .collect();
     let start = Instant::now();
+    eprintln!("soak: running {threads} threads for {seconds} s; a row every {every} s");
     println!(
         "soak: {threads} threads, {seconds} s, capacity {capacity}, {n_scopes} scopes, {DIM}-d, TTL 20 s"
     );
@@ -148,9 +161,10 @@ fn main() {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let st = paracache_tools::progress::stage("soak: stopping the workers");
     for w in workers {
         w.join().expect("a worker found a wrong answer or panicked");
     }
-    let st = cache.stats();
-    println!("done: {st:?}");
+    st.done();
+    println!("done: {:?}", cache.stats());
 }

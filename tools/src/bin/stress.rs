@@ -5,80 +5,100 @@
 //! the baseline of the same run.
 //!
 //! ```text
-//! cargo run --release --example stress -- --entries 10000 --threads 1,2 --seconds 10 \
-//!     --mix 40,30,20,10 --ttl-secs 60 --time-scale 1
+//! cargo run --release -p paracache-tools --bin stress -- --entries 10000 --threads 1,2 \
+//!     --seconds 10 --mix 40,30,20,10 --ttl-secs 60 --time-scale 1
 //! ```
 //!
-//! - `--entries N`: prefilled entries, clustered 384-d (see benches/support/workload.rs). The
-//!   capacity is 1.1 N: all N are live for the decision check, and once the stress phase has
-//!   inserted 0.1 N more, every insert evicts.
-//! - `--mix E,S,M,I`: shares of exact repeats, paraphrases, novel prompts and inserts. Several
-//!   mixes separated by `/` run one after another on the same cache (e.g.
-//!   `100,0,0,0/0,100,0,0/0,0,100,0` times each lookup kind alone, as benches/peers.py does for
-//!   the peers).
-//! - `--ttl-secs S` with `--time-scale X`: entries live S seconds of cache time, and cache time runs
-//!   X times faster than wall time during the stress phase (a mock clock). Prefilled entries get
-//!   ages spread over one TTL, so expiries trickle in steadily. An exact repeat that finds its
-//!   entry expired or evicted re-inserts it, as a gateway would.
-//! - `--check Q`: queries of the decision check (a third near the threshold, a third clear
-//!   paraphrases, a third novel).
-//! - `--dump DIR`: write the workload (stored vectors, paraphrase and novel queries, as
-//!   little-endian f32 rows) for benches/peers.py and exit, so peers index the same vectors.
+//! Results go to stdout (tools/peers.py parses them); progress goes to stderr.
 
-#[path = "../benches/support/workload.rs"]
-mod workload;
-
+use clap::Parser;
 use paracache::{Cache, Lookup, MockClock, Scope, Source};
+use paracache_tools::cli::List;
+use paracache_tools::latency::{Latencies, percentile_us, timed};
+use paracache_tools::progress::{Progress, stage};
+use paracache_tools::workload::{self, CLEAR_PARAPHRASE, DIM, jitter, prompt, random_unit};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::convert::Infallible;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use workload::{CLEAR_PARAPHRASE, DIM, jitter, percentile_us, prompt, random_unit};
 
 const THRESHOLD: f32 = 0.90;
 
-fn flag(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1).cloned()
+/// Mixed-workload stress bench of one cache: throughput and latency per outcome.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Prefilled entries, clustered 384-d (see tools/src/workload.rs). The capacity is 1.1 N: all
+    /// N are live for the decision check, and once the stress phase has inserted 0.1 N more,
+    /// every insert evicts.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    entries: usize,
+    /// Thread counts to run each mix at, one after another.
+    #[arg(long, default_value = "1,2", value_name = "T,T..")]
+    threads: List<usize>,
+    /// Seconds of stress per thread count and mix.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Shares of exact repeats, paraphrases, novel prompts and inserts (E,S,M,I; missing shares
+    /// are 0). Several mixes separated by `/` run one after another on the same cache (e.g.
+    /// 100,0,0,0/0,100,0,0/0,0,100,0 times each lookup kind alone, as tools/peers.py does).
+    #[arg(long, default_value = "40,30,20,10", value_name = "E,S,M,I[/..]")]
+    mix: Mixes,
+    /// Entries live this many seconds of cache time (0: no TTL). Prefilled entries get ages
+    /// spread over one TTL, so expiries trickle in; an exact repeat that finds its entry expired
+    /// or evicted re-inserts it, as a gateway would.
+    #[arg(long, default_value_t = 60, value_name = "S")]
+    ttl_secs: u64,
+    /// Cache time runs this many times faster than wall time during the stress phase (a mock
+    /// clock).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    time_scale: f64,
+    /// Queries of the decision check (a third near the threshold, a third clear paraphrases, a
+    /// third novel).
+    #[arg(long, default_value_t = 1_500, value_name = "Q")]
+    check: usize,
+    /// Write the workload (stored vectors, paraphrase and novel queries, as little-endian f32
+    /// rows) to DIR for tools/peers.py and exit, so peers index the same vectors.
+    #[arg(long, value_name = "DIR")]
+    dump: Option<std::path::PathBuf>,
 }
 
-fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    flag(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+/// `E,S,M,I` shares, `/`-separated mixes.
+#[derive(Clone, Debug)]
+struct Mixes(Vec<[u32; 4]>);
+
+impl FromStr for Mixes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mixes = s
+            .split('/')
+            .map(|m| {
+                let shares = List::<u32>::from_str(m)?.0;
+                if shares.len() > 4 || shares.iter().sum::<u32>() == 0 {
+                    return Err(format!(
+                        "mix {m:?}: up to four shares E,S,M,I, not all zero"
+                    ));
+                }
+                Ok([0, 1, 2, 3].map(|k| shares.get(k).copied().unwrap_or(0)))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Mixes(mixes))
+    }
 }
 
-fn list(name: &str, default: &str) -> Vec<usize> {
-    flag(name)
-        .unwrap_or_else(|| default.to_string())
-        .split(',')
-        .filter_map(|x| x.trim().parse().ok())
-        .collect()
-}
+/// Outcome labels, in the order of the tables.
+const OUTCOMES: [&str; 4] = ["exact hit", "semantic hit", "miss", "insert"];
 
-/// What one timed operation turned out to be.
-#[derive(Clone, Copy)]
-enum Outcome {
-    Exact,
-    Semantic,
-    Miss,
-    Insert,
-}
-
-const OUTCOMES: [(Outcome, &str); 4] = [
-    (Outcome::Exact, "exact hit"),
-    (Outcome::Semantic, "semantic hit"),
-    (Outcome::Miss, "miss"),
-    (Outcome::Insert, "insert"),
-];
-
-fn outcome<V>(r: &Lookup<V>) -> Outcome {
+fn outcome<V>(r: &Lookup<V>) -> &'static str {
     match r.hit().map(|h| h.source()) {
-        Some(Source::Exact | Source::Alias | Source::Shared) => Outcome::Exact,
-        Some(Source::Semantic) => Outcome::Semantic,
+        Some(Source::Semantic) => "semantic hit",
         // `lookup` never computes a value; only get_or_insert_with reports Computed.
-        Some(Source::Computed) | None => Outcome::Miss,
+        Some(Source::Computed) | None => "miss",
+        Some(_) => "exact hit",
     }
 }
 
@@ -93,42 +113,45 @@ fn embed(v: &[f32]) -> impl FnOnce(&str) -> Result<Vec<f32>, Infallible> + '_ {
     move |_| Ok(v.to_vec())
 }
 
-/// One worker's stress loop: latencies (ns) per outcome.
-fn worker(sh: &Shared, seed: u64, mix: [u32; 4], stop: &AtomicBool) -> [Vec<u64>; 4] {
+/// One worker's stress loop: its latencies by outcome.
+fn worker(sh: &Shared, seed: u64, mix: [u32; 4], stop: &AtomicBool) -> Latencies {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut lat: [Vec<u64>; 4] = Default::default();
+    let mut lat = Latencies::default();
     let s = Scope::global();
     let total: u32 = mix.iter().sum();
     let n = sh.data.len();
+    let lookup = |lat: &mut Latencies, text: &str, v: &[f32]| {
+        let (r, ns) = timed(|| sh.cache.lookup(&s, text, embed(v)).expect("valid query"));
+        lat.record(outcome(&r), ns);
+        r
+    };
     while !stop.load(Ordering::Relaxed) {
-        let pick = rng.gen_range(0..total.max(1));
+        let pick = rng.gen_range(0..total);
         let i = rng.gen_range(0..n);
         if pick < mix[0] {
             let p = prompt(i);
-            let t = Instant::now();
-            let r = sh.cache.lookup(&s, &p, embed(&sh.data[i])).unwrap();
-            lat[outcome(&r) as usize].push(t.elapsed().as_nanos() as u64);
-            if !r.is_hit() {
-                let t = Instant::now();
-                sh.cache.insert(&s, &p, sh.data[i].clone(), i).unwrap();
-                lat[Outcome::Insert as usize].push(t.elapsed().as_nanos() as u64);
+            if !lookup(&mut lat, &p, &sh.data[i]).is_hit() {
+                let ((), ns) = timed(|| {
+                    sh.cache
+                        .insert(&s, &p, sh.data[i].clone(), i)
+                        .expect("valid entry");
+                });
+                lat.record("insert", ns);
             }
         } else if pick < mix[0] + mix[1] {
             let q = jitter(&mut rng, &sh.data[i], CLEAR_PARAPHRASE);
-            let t = Instant::now();
-            let r = sh.cache.lookup(&s, "a paraphrase", embed(&q)).unwrap();
-            lat[outcome(&r) as usize].push(t.elapsed().as_nanos() as u64);
+            lookup(&mut lat, "a paraphrase", &q);
         } else if pick < mix[0] + mix[1] + mix[2] {
-            let q = &sh.novel[i % sh.novel.len()];
-            let t = Instant::now();
-            let r = sh.cache.lookup(&s, "something new", embed(q)).unwrap();
-            lat[outcome(&r) as usize].push(t.elapsed().as_nanos() as u64);
+            lookup(&mut lat, "something new", &sh.novel[i % sh.novel.len()]);
         } else {
             let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
             let v = jitter(&mut rng, &sh.data[i], workload::SPREAD);
-            let t = Instant::now();
-            sh.cache.insert(&s, &prompt(id), v, id).unwrap();
-            lat[Outcome::Insert as usize].push(t.elapsed().as_nanos() as u64);
+            let ((), ns) = timed(|| {
+                sh.cache
+                    .insert(&s, &prompt(id), v, id)
+                    .expect("valid entry");
+            });
+            lat.record("insert", ns);
         }
     }
     lat
@@ -137,8 +160,12 @@ fn worker(sh: &Shared, seed: u64, mix: [u32; 4], stop: &AtomicBool) -> [Vec<u64>
 /// Single-thread decision check against an exact scan over the prefilled (all live) entries, and
 /// the scan's own latency as the run's baseline.
 fn check(sh: &Shared, queries: usize) {
+    let st = stage(format!(
+        "check: exact scan of {queries} queries, then cache lookups"
+    ));
     let check = workload::DecisionCheck::new(&sh.data, queries, 7, THRESHOLD);
     let report = check.run(&sh.cache);
+    st.done();
     let (c50, s50) = (
         percentile_us(&report.lookup_ns, 0.5),
         percentile_us(&check.scan_ns, 0.5),
@@ -168,8 +195,7 @@ fn write_rows(path: &std::path::Path, rows: &[Vec<f32>]) -> std::io::Result<()> 
 }
 
 /// The stored vectors and query sets the runner itself uses, for peers to replay.
-fn dump(dir: &str, data: &[Vec<f32>], queries: usize) -> std::io::Result<()> {
-    let dir = std::path::Path::new(dir);
+fn dump(dir: &std::path::Path, data: &[Vec<f32>], queries: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut rng = StdRng::seed_from_u64(5);
     let paraphrases: Vec<Vec<f32>> = (0..queries)
@@ -191,24 +217,37 @@ fn dump(dir: &str, data: &[Vec<f32>], queries: usize) -> std::io::Result<()> {
 }
 
 fn main() {
-    let entries: usize = num("--entries", 10_000);
-    let threads = list("--threads", "1,2");
-    let seconds: f64 = num("--seconds", 10.0);
-    let mixes: Vec<[u32; 4]> = flag("--mix")
-        .unwrap_or_else(|| "40,30,20,10".into())
-        .split('/')
-        .map(|m| {
-            let shares: Vec<u32> = m.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-            [0, 1, 2, 3].map(|k| shares.get(k).copied().unwrap_or(0))
-        })
-        .collect();
-    let ttl: u64 = num("--ttl-secs", 60);
-    let time_scale: f64 = num("--time-scale", 1.0);
-    let queries: usize = num("--check", 1_500);
+    let args = Args::parse();
+    let invalid =
+        |msg: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg + "\n").exit();
+    if args.entries < workload::PER_CLUSTER {
+        invalid(format!(
+            "--entries must be at least {}",
+            workload::PER_CLUSTER
+        ));
+    }
+    if args.threads.contains(&0) {
+        invalid("--threads: every thread count must be at least 1".into());
+    }
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        invalid(format!(
+            "--seconds {}: must be a positive number",
+            args.seconds
+        ));
+    }
+    if !(args.time_scale.is_finite() && args.time_scale >= 0.0) {
+        invalid(format!(
+            "--time-scale {}: must be 0 or more",
+            args.time_scale
+        ));
+    }
+    let entries = args.entries;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-
-    if let Some(dir) = flag("--dump") {
-        dump(&dir, &workload::clustered(entries, 1), queries).expect("dump written");
+    if let Some(dir) = &args.dump {
+        if let Err(e) = dump(dir, &workload::clustered(entries, 1), args.check) {
+            eprintln!("stress: writing {}: {e}", dir.display());
+            std::process::exit(1);
+        }
         return;
     }
     let clock = MockClock::new();
@@ -219,8 +258,8 @@ fn main() {
         // them into exact hits, and this runner measures the semantic tier.
         .alias_hits(false)
         .clock(clock.clone());
-    if ttl > 0 {
-        builder = builder.time_to_live(Duration::from_secs(ttl));
+    if args.ttl_secs > 0 {
+        builder = builder.time_to_live(Duration::from_secs(args.ttl_secs));
     }
     let mut rng = StdRng::seed_from_u64(11);
     let sh = Arc::new(Shared {
@@ -229,50 +268,54 @@ fn main() {
         novel: (0..4096).map(|_| random_unit(&mut rng)).collect(),
         next_id: AtomicUsize::new(entries),
     });
-    let t = Instant::now();
     // Entries arrive spread over one TTL of cache time (the oldest is one step short of expiring
     // when the check runs), so they also expire spread out: the stress phase sees a steady
     // trickle of expiries, which exact repeats then re-insert, rather than all at once.
-    let step = Duration::from_secs(ttl) / (entries + 1) as u32;
-    workload::fill(&sh.cache, &sh.data, &|| clock.advance(step));
-    println!(
-        "prefill: {} entries, {DIM}-d, default configuration, {:.1} s on {cores} threads; cores here: {cores}",
-        sh.cache.stats().entries,
-        t.elapsed().as_secs_f64()
+    let step = Duration::from_secs(args.ttl_secs) / (entries + 1) as u32;
+    let progress = Progress::new("prefill: inserts", sh.data.len());
+    workload::fill(
+        &sh.cache,
+        &sh.data,
+        &|| clock.advance(step),
+        Some(&progress),
     );
-    check(&sh, queries);
-    for mix in mixes {
+    let prefill_s = progress.finish();
+    println!(
+        "prefill: {} entries, {DIM}-d, default configuration, {prefill_s:.1} s on {cores} threads; cores here: {cores}",
+        sh.cache.stats().entries,
+    );
+    check(&sh, args.check);
+    for &mix in &args.mix.0 {
         println!(
-            "stress: mix exact/paraphrase/novel/insert = {mix:?}, capacity {}, ttl {ttl} s, cache time x{time_scale}",
-            entries * 11 / 10
+            "stress: mix exact/paraphrase/novel/insert = {mix:?}, capacity {}, ttl {} s, cache time x{}",
+            entries * 11 / 10,
+            args.ttl_secs,
+            args.time_scale
         );
-        run_mix(&sh, &clock, &threads, mix, seconds, time_scale);
+        run_mix(&sh, &clock, &args, mix);
     }
 }
 
 /// One stress table: the mix at each thread count.
-fn run_mix(
-    sh: &Arc<Shared>,
-    clock: &MockClock,
-    threads: &[usize],
-    mix: [u32; 4],
-    seconds: f64,
-    time_scale: f64,
-) {
+fn run_mix(sh: &Arc<Shared>, clock: &MockClock, args: &Args, mix: [u32; 4]) {
     println!(
         "{:>3} {:>13} {:>9} {:>11} {:>9} {:>9} {:>9}",
         "T", "outcome", "ops", "ops/s", "p50 us", "p99 us", "p99.9 us"
     );
-    for &t_count in threads {
+    for &t_count in args.threads.iter() {
+        let st = stage(format!(
+            "stress: mix {mix:?} on {t_count} threads for {} s",
+            args.seconds
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
-            let (stop, clock) = (stop.clone(), clock.clone());
+            let (stop, clock, scale) = (stop.clone(), clock.clone(), args.time_scale);
             std::thread::spawn(move || {
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(1));
                     let now = Instant::now();
-                    clock.advance((now - last).mul_f64(time_scale));
+                    clock.advance((now - last).mul_f64(scale));
                     last = now;
                 }
             })
@@ -284,19 +327,18 @@ fn run_mix(
                 std::thread::spawn(move || worker(&sh, 100 + w as u64, mix, &stop))
             })
             .collect();
-        std::thread::sleep(Duration::from_secs_f64(seconds));
+        std::thread::sleep(Duration::from_secs_f64(args.seconds));
         stop.store(true, Ordering::Relaxed);
-        let mut all: [Vec<u64>; 4] = Default::default();
+        let mut all = Latencies::default();
         for h in handles {
-            for (acc, part) in all.iter_mut().zip(h.join().unwrap()) {
-                acc.extend(part);
-            }
+            all.merge(h.join().expect("worker"));
         }
-        ticker.join().unwrap();
+        ticker.join().expect("clock ticker");
+        st.done();
         let elapsed = start.elapsed().as_secs_f64();
-        let total: usize = all.iter().map(Vec::len).sum();
-        for ((_, name), lat) in OUTCOMES.iter().zip(all.iter_mut()) {
-            lat.sort_unstable();
+        let total = all.total();
+        for name in OUTCOMES {
+            let lat = all.sorted(name);
             println!(
                 "{t_count:>3} {name:>13} {:>9} {:>11.0} {:>9.1} {:>9.1} {:>9.1}",
                 lat.len(),

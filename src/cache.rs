@@ -4,8 +4,6 @@ use crate::alias::Aliases;
 use crate::builder::{CacheBuilder, EF_RANGE, valid_ef};
 use crate::config::{Capacity, Config};
 use crate::embed::EmbedFn;
-use crate::persist::SnapshotReport;
-use crate::persist::snapshot;
 use crate::entry::{Entry, RemovalHint};
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::InFlight;
@@ -13,10 +11,12 @@ use crate::key::{Key, exact_key, normalize};
 use crate::key_index::{KeyIndex, record_interval};
 use crate::outcome::{Hit, Lookup, Miss, Source};
 use crate::partitions::Partitions;
+use crate::persist::SnapshotReport;
+use crate::persist::snapshot;
 use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
-use crate::tier::{ExactProbe, NoSecondTier, SecondTier};
 use crate::store::{Store, build_store};
+use crate::tier::{ExactProbe, NoSecondTier, SecondTier};
 use crate::vector::SearchParams;
 use crate::vector::validate::unit_vector;
 use moka::ops::compute::Op;
@@ -382,7 +382,8 @@ impl<V: Send + Sync + 'static> Cache<V> {
         let now = self.now();
         let age_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
         let created = now.saturating_sub(age_ns);
-        let hit = self.insert_entry(scope, text.into(), key, vector, value, (created, now), true)?;
+        let hit =
+            self.insert_entry(scope, text.into(), key, vector, value, (created, now), true)?;
         Ok(Hit {
             source: Source::Shared,
             ..hit

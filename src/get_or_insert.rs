@@ -72,7 +72,12 @@ impl<V: Send + Sync + 'static> Cache<V> {
     }
 
     /// The counted lookup that begins a get_or_insert_with; a miss becomes a pending computation.
-    fn start<'s>(&self, scope: &'s Scope, prompt: &str, embed: impl EmbedFn) -> Result<Start<'s, V>> {
+    fn start<'s>(
+        &self,
+        scope: &'s Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+    ) -> Result<Start<'s, V>> {
         Ok(match self.lookup(scope, prompt, embed)? {
             Lookup::Hit(hit) => Start::Hit(hit),
             Lookup::Miss(miss) => Start::Miss(Pending {

@@ -100,11 +100,11 @@ mod tier;
 mod tiers;
 mod vector;
 
-pub use config::Capacity;
 pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
 pub use cache::Cache;
 pub use calibrate::{Calibration, CalibrationError, CurvePoint};
 pub use clock::{Clock, MockClock, SystemClock};
+pub use config::Capacity;
 #[cfg(feature = "bert")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bert")))]
 pub use embed::BertEmbedder;

@@ -107,7 +107,7 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     ///
     /// ```
     /// use paracache::Cache;
-/// use paracache_redis::{RedisOptions, SharedCache};
+    /// use paracache_redis::{RedisOptions, SharedCache};
     /// let no_ttl: Cache<String> = Cache::builder(4).build().unwrap();
     /// let err = SharedCache::connect(no_ttl, RedisOptions::new("redis://127.0.0.1:1/")).unwrap_err();
     /// assert!(err.to_string().contains("TTL"));

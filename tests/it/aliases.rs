@@ -1,9 +1,7 @@
 //! Hit aliases: a rephrasing served once is an exact-tier hit next time, for exactly as long as
 //! the entry that answered it lives.
 
-mod common;
-
-use common::{fixed, never};
+use crate::support::{fixed, never};
 use paracache::{Cache, MockClock, Scope, Source};
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Bad input gets a typed error and changes nothing.
 
+use crate::support::fixed;
 use paracache::{Cache, Error, Lookup, Scope};
 
 fn cache() -> Cache<String> {
@@ -9,10 +10,6 @@ fn cache() -> Cache<String> {
         .max_prompt_bytes(64)
         .build()
         .unwrap()
-}
-
-fn ok(v: &[f32]) -> impl FnOnce(&str) -> Result<Vec<f32>, std::io::Error> + '_ {
-    move |_| Ok(v.to_vec())
 }
 
 /// The observable state: counters that inserts and evictions move, plus what a probe sees.
@@ -45,7 +42,7 @@ fn every_bad_input_is_a_typed_error_that_changes_nothing() {
                 expected: 3,
                 got: 4,
             },
-            c.lookup(&g, "q", ok(&[1.0; 4])).map(drop),
+            c.lookup(&g, "q", fixed(&[1.0; 4])).map(drop),
         ),
         (
             Error::NonFiniteVector { index: 1 },
@@ -54,7 +51,8 @@ fn every_bad_input_is_a_typed_error_that_changes_nothing() {
         ),
         (
             Error::NonFiniteVector { index: 2 },
-            c.lookup(&g, "q", ok(&[1.0, 0.0, f32::INFINITY])).map(drop),
+            c.lookup(&g, "q", fixed(&[1.0, 0.0, f32::INFINITY]))
+                .map(drop),
         ),
         (
             Error::NonFiniteVector { index: 0 },
@@ -67,7 +65,7 @@ fn every_bad_input_is_a_typed_error_that_changes_nothing() {
         ),
         (
             Error::ZeroVector,
-            c.lookup(&g, "q", ok(&[0.0; 3])).map(drop),
+            c.lookup(&g, "q", fixed(&[0.0; 3])).map(drop),
         ),
         (
             Error::EmptyPrompt,
@@ -76,7 +74,7 @@ fn every_bad_input_is_a_typed_error_that_changes_nothing() {
         ),
         (
             Error::EmptyPrompt,
-            c.lookup(&g, "", ok(&[1.0, 0.0, 0.0])).map(drop),
+            c.lookup(&g, "", fixed(&[1.0, 0.0, 0.0])).map(drop),
         ),
         (
             Error::PromptTooLarge { bytes: 65, max: 64 },
@@ -97,13 +95,13 @@ fn every_bad_input_is_a_typed_error_that_changes_nothing() {
     }
     // A value over the cap through get_or_insert_with: the compute ran, nothing was cached.
     let err = c
-        .get_or_insert_with(&g, "big", ok(&[0.0, 1.0, 0.0]), || {
+        .get_or_insert_with(&g, "big", fixed(&[0.0, 1.0, 0.0]), || {
             Ok::<_, std::io::Error>("z".repeat(99))
         })
         .unwrap_err();
     assert!(matches!(err, Error::ValueTooLarge { .. }));
     assert!(matches!(
-        c.lookup(&g, "big", ok(&[0.0, 1.0, 0.0])).unwrap(),
+        c.lookup(&g, "big", fixed(&[0.0, 1.0, 0.0])).unwrap(),
         Lookup::Miss(_)
     ));
     assert_eq!(state(&c), before);

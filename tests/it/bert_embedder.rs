@@ -1,15 +1,13 @@
 //! The `bert` feature's embedder against the vectors sentence-transformers made for the dev set.
-#![cfg(feature = "bert")]
 
-mod common;
-
+use crate::support;
 use paracache::{BertEmbedder, Embedder, Scope};
 use std::sync::OnceLock;
 
-fn embedder() -> Option<&'static BertEmbedder> {
-    static E: OnceLock<Option<BertEmbedder>> = OnceLock::new();
-    E.get_or_init(|| common::model_dir().map(|d| BertEmbedder::from_dir(d).unwrap()))
-        .as_ref()
+/// The model, loaded once for all the tests here.
+fn embedder() -> &'static BertEmbedder {
+    static E: OnceLock<BertEmbedder> = OnceLock::new();
+    E.get_or_init(|| BertEmbedder::from_dir(support::model_dir()).unwrap())
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -17,10 +15,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
+#[ignore = "needs the model and the dev data set: run `bash .ci/fetch-model`; the internal dev data at ../shared/data/dev or $PARACACHE_DEV_DATA"]
 fn every_dev_text_matches_sentence_transformers_to_cosine_0_999() {
-    let (Some(e), Some(data)) = (embedder(), common::dev_data()) else {
-        return;
-    };
+    let (e, data) = (embedder(), support::dev_data());
     let texts: Vec<(usize, String)> = std::fs::read_to_string(data.join("texts.jsonl"))
         .unwrap()
         .lines()
@@ -59,8 +56,9 @@ fn every_dev_text_matches_sentence_transformers_to_cosine_0_999() {
 }
 
 #[test]
+#[ignore = "needs the all-MiniLM-L6-v2 model: run `bash .ci/fetch-model` (into target/models) or set $PARACACHE_MODEL_DIR"]
 fn one_text_alone_or_in_a_padded_batch_gives_the_same_unit_vector() {
-    let Some(e) = embedder() else { return };
+    let e = embedder();
     let texts = [
         "short",
         "a much longer question about the many ways to cache answers",
@@ -84,8 +82,9 @@ fn one_text_alone_or_in_a_padded_batch_gives_the_same_unit_vector() {
 }
 
 #[test]
+#[ignore = "needs the all-MiniLM-L6-v2 model: run `bash .ci/fetch-model` (into target/models) or set $PARACACHE_MODEL_DIR"]
 fn paraphrases_score_above_unrelated_texts() {
-    let Some(e) = embedder() else { return };
+    let e = embedder();
     let v = e
         .embed_batch(&[
             "How do I reset my password?",
@@ -97,11 +96,12 @@ fn paraphrases_score_above_unrelated_texts() {
 }
 
 #[test]
+#[ignore = "needs the all-MiniLM-L6-v2 model: run `bash .ci/fetch-model` (into target/models) or set $PARACACHE_MODEL_DIR"]
 fn the_model_id_names_weights_and_truncation_and_separates_scopes() {
-    let Some(e) = embedder() else { return };
+    let e = embedder();
     let id = e.model_id().to_string();
     assert!(id.starts_with("bert-mean-l2-256-"), "{id}");
-    let dir = common::model_dir().unwrap();
+    let dir = support::model_dir();
     let shorter = BertEmbedder::from_dir(&dir)
         .unwrap()
         .with_max_tokens(128)

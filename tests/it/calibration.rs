@@ -1,15 +1,11 @@
 //! Calibration on the dev split: a threshold fitted on one half of the labelled pairs holds its
 //! precision on the other half, and an unreachable target is said to be unreachable.
 
-mod common;
-
-#[allow(dead_code)]
-#[path = "../examples/calibrate/dev_pairs.rs"]
-mod dev_pairs;
-
+use crate::support;
 use paracache::{Calibration, Guards};
+use paracache_tools::dev_pairs::DevPairs;
 
-fn halves(dev: &dev_pairs::DevPairs, guards: Guards) -> [Vec<(f32, bool)>; 2] {
+fn halves(dev: &DevPairs, guards: Guards) -> [Vec<(f32, bool)>; 2] {
     let mut out = [Vec::new(), Vec::new()];
     for (p, half) in dev.pairs.iter().zip(dev.halves()) {
         let served = guards.check(&dev.texts[&p.a], &dev.texts[&p.b]).is_ok();
@@ -24,11 +20,9 @@ fn halves(dev: &dev_pairs::DevPairs, guards: Guards) -> [Vec<(f32, bool)>; 2] {
 }
 
 #[test]
+#[ignore = "needs the dev data set: internal, not in the repository; put it at ../shared/data/dev or set $PARACACHE_DEV_DATA"]
 fn a_fitted_threshold_holds_its_precision_on_the_held_out_half() {
-    let Some(dir) = common::dev_data() else {
-        return;
-    };
-    let dev = dev_pairs::DevPairs::load(&dir).unwrap();
+    let dev = DevPairs::load(&support::dev_data()).unwrap();
     for guards in [Guards::none(), Guards::all()] {
         let [fit, check] = halves(&dev, guards);
         assert!(
@@ -62,11 +56,9 @@ fn a_fitted_threshold_holds_its_precision_on_the_held_out_half() {
 }
 
 #[test]
+#[ignore = "needs the dev data set: internal, not in the repository; put it at ../shared/data/dev or set $PARACACHE_DEV_DATA"]
 fn the_halves_share_no_text() {
-    let Some(dir) = common::dev_data() else {
-        return;
-    };
-    let dev = dev_pairs::DevPairs::load(&dir).unwrap();
+    let dev = DevPairs::load(&support::dev_data()).unwrap();
     let mut half_of_text = std::collections::HashMap::new();
     for (p, half) in dev.pairs.iter().zip(dev.halves()) {
         for text in [p.a, p.b] {

@@ -1,8 +1,7 @@
 //! Many threads mixing lookups, inserts, invalidations, scope purges and expiry over many scopes,
 //! with invariants checked on every answer.
 
-mod common;
-
+use crate::support;
 use paracache::{Cache, MockClock, Scope};
 use rand::Rng;
 use std::sync::Arc;
@@ -25,8 +24,7 @@ struct Tagged {
 }
 
 fn prompt_vec(scope: usize, prompt: usize) -> Vec<f32> {
-    let mut rng = common::rng((scope * 1_000 + prompt) as u64);
-    common::random_unit(&mut rng, DIM)
+    support::vec_for(scope * 1_000 + prompt, DIM)
 }
 
 fn _assert_send_sync_clone() {
@@ -41,7 +39,7 @@ fn eight_threads_of_mixed_operations_keep_every_invariant() {
         .max_entries(600)
         .time_to_live(Duration::from_secs(TTL_SECS))
         .threshold(0.95)
-        .flat_limit(48)
+        .exact_scan_limit(48)
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -61,7 +59,7 @@ fn eight_threads_of_mixed_operations_keep_every_invariant() {
             let clock_gate = clock_gate.clone();
             let (lookups, inserts) = (lookups.clone(), inserts.clone());
             std::thread::spawn(move || {
-                let mut rng = common::rng(t as u64);
+                let mut rng = support::rng(t as u64);
                 // Writes go only to this thread's scopes, so it knows exactly what must be dead.
                 let own = t * SCOPES_PER_THREAD..(t + 1) * SCOPES_PER_THREAD;
                 let mut killed = std::collections::HashSet::new();
@@ -103,7 +101,7 @@ fn eight_threads_of_mixed_operations_keep_every_invariant() {
                         } else {
                             format!("prompt {p}")
                         };
-                        let v = common::jitter(&mut rng, &prompt_vec(s, p), 0.002);
+                        let v = support::jitter(&mut rng, &prompt_vec(s, p), 0.002);
                         let before = clock.now_ns();
                         let r = cache
                             .lookup(&scopes[s], &text, |_| Ok::<_, std::io::Error>(v))

@@ -1,13 +1,9 @@
 //! Replays the committed cargo-fuzz corpora on stable Rust, then keeps exploring with random
 //! inputs, so CI exercises the fuzz checks without a nightly toolchain.
 
-#[path = "../fuzz/checks/normalize.rs"]
-mod normalize_check;
-#[path = "../fuzz/checks/ops.rs"]
-mod ops_check;
-#[path = "../fuzz/checks/snapshot.rs"]
-mod snapshot_check;
-
+use crate::fuzz_checks::{
+    normalize as normalize_check, ops as ops_check, snapshot as snapshot_check,
+};
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -44,7 +40,8 @@ fn snapshot_corpus() {
     assert!(replay("snapshot", snapshot_check::check) > 0);
 }
 
-/// Valid snapshots to start the fuzzer from (`PARACACHE_WRITE_SEEDS=1 cargo test --test fuzz_corpus`).
+/// Valid snapshots to start the fuzzer from
+/// (`PARACACHE_WRITE_SEEDS=1 cargo test -p paracache --test it fuzz_corpus`).
 fn write_snapshot_seeds() {
     use paracache::Scope;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/snapshot");

@@ -1,17 +1,9 @@
 //! Eviction, expiry and invalidation: a dead entry is served by neither tier, and its vector
 //! leaves the index so memory stays bounded.
 
-mod common;
-
-use common::{fixed, never};
+use crate::support::{fixed, never, vec_for};
 use paracache::{Cache, MockClock, Scope, Source};
 use std::time::Duration;
-
-/// A vector unique to `i` (so each prompt has its own direction) in `dim` components.
-fn vec_for(i: usize, dim: usize) -> Vec<f32> {
-    let mut rng = common::rng(i as u64);
-    common::random_unit(&mut rng, dim)
-}
 
 fn assert_dead_in_both_tiers(c: &Cache<u64>, s: &Scope, prompt: &str, v: &[f32]) {
     assert!(
@@ -122,12 +114,12 @@ fn invalidate_scope_and_clear_kill_everything_they_cover() {
 /// and nothing evicted is served.
 #[test]
 fn ten_times_capacity_stays_bounded() {
-    for flat_limit in [10_000, 64] {
+    for exact_scan_limit in [10_000, 64] {
         let cap = 300u64;
         let dim = 16;
         let c: Cache<u64> = Cache::builder(dim)
             .max_entries(cap)
-            .flat_limit(flat_limit)
+            .exact_scan_limit(exact_scan_limit)
             .background_rebuild(false)
             .build()
             .unwrap();
@@ -162,7 +154,7 @@ fn ten_times_capacity_stays_bounded() {
                     Source::Exact => assert_eq!(*hit.value(), i as u64),
                     _ => assert!(
                         cos >= 0.9 - 1e-4,
-                        "flat_limit {flat_limit}: served cos {cos}"
+                        "exact_scan_limit {exact_scan_limit}: served cos {cos}"
                     ),
                 }
                 served.insert(*hit.value());

@@ -4,9 +4,9 @@
 //! Tests that need something the repository does not hold (the internal dev data set, the model
 //! that `bash .ci/fetch-model` fetches) are `#[ignore]`d with the reason, so a plain `cargo test`
 //! lists them as ignored; CI runs them with
-//! `cargo test --release --features bert -p paracache --test it -- --ignored --skip ::child_`,
+//! `cargo test --release --features bert -p paracache --test it -- --ignored --skip _child`,
 //! where a test missing its resource fails, naming where it looked and how to get it. Tests named
-//! `child_*` are the child halves of multi-process tests: their parent test starts them, and run
+//! `*_child` are the child halves of multi-process tests: their parent test starts them, and run
 //! on their own they do nothing, hence the `--skip`.
 
 mod support;

@@ -4,9 +4,8 @@
 //! index is approximate), but it may never answer wrongly: no hit that is dead, stale, foreign to
 //! the scope, below the threshold, or a semantic hit where the exact entry exists.
 
-mod common;
-
-use paracache::{Cache, CacheBuilder, Lookup, MockClock, Scope, Source};
+use crate::support;
+use paracache::{Cache, CacheBuilder, MockClock, Scope, Source};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -58,10 +57,9 @@ fn op() -> impl Strategy<Value = Op> {
 /// Direction `d` nudged a little (`n` = 0 is the direction itself): nudges of one direction are
 /// paraphrases of each other, different directions are unrelated.
 fn vector(d: u8, n: u8) -> Vec<f32> {
-    let mut rng = common::rng(u64::from(d));
-    let base = common::random_unit(&mut rng, DIM);
-    let mut rng = common::rng(1000 + u64::from(d) * 10 + u64::from(n));
-    common::jitter(&mut rng, &base, 0.02 * f32::from(n))
+    let base = support::vec_for(usize::from(d), DIM);
+    let mut rng = support::rng(1000 + u64::from(d) * 10 + u64::from(n));
+    support::jitter(&mut rng, &base, 0.02 * f32::from(n))
 }
 
 struct Model {
@@ -74,7 +72,7 @@ fn builder(clock: &MockClock) -> CacheBuilder<u64> {
     Cache::builder(DIM)
         .threshold(THRESHOLD)
         .time_to_live(Duration::from_secs(TTL))
-        .flat_limit(8)
+        .exact_scan_limit(8)
         .background_rebuild(false)
         .clock(clock.clone())
 }
@@ -106,7 +104,7 @@ fn run(ops: &[Op]) {
                     .unwrap();
                 model
                     .live
-                    .insert((scope, text), (next, common::unit(v), model.now));
+                    .insert((scope, text), (next, support::unit(v), model.now));
             }
             Op::Lookup {
                 scope,
@@ -126,8 +124,8 @@ fn run(ops: &[Op]) {
                     .live
                     .get(&(scope, text.clone()))
                     .filter(|e| alive(e.2));
-                match r {
-                    Lookup::Hit(hit) => {
+                match r.hit() {
+                    Some(hit) => {
                         assert_eq!(hit.scope(), &scopes[scope as usize], "foreign scope");
                         let key = (scope, hit.matched_prompt().to_string());
                         let (value, stored, at) = model
@@ -142,14 +140,14 @@ fn run(ops: &[Op]) {
                                 "semantic answer although the exact entry is live"
                             );
                             assert!(
-                                common::cos(&q, stored) >= THRESHOLD - 1e-4,
+                                support::cos(&q, stored) >= THRESHOLD - 1e-4,
                                 "below threshold"
                             );
                         } else {
                             assert_eq!(hit.matched_prompt(), text);
                         }
                     }
-                    Lookup::Miss(_) => {
+                    None => {
                         assert!(exact.is_none(), "the exact tier missed a live entry")
                     }
                 }

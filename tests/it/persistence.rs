@@ -1,17 +1,9 @@
 //! Snapshots: a loaded cache answers as the saved one did; TTL survives restarts; broken or
 //! hostile files are errors, never panics.
 
-mod common;
-#[path = "../fuzz/checks/snapshot.rs"]
-#[allow(
-    dead_code,
-    reason = "shared with the fuzz target; this file uses its framing helpers"
-)]
-mod snapshot_check;
-
-use snapshot_check::crc32;
-
-use paracache::{Cache, Error, Lookup, MockClock, Scope, Source};
+use crate::fuzz_checks::snapshot as snapshot_check;
+use crate::support::{self, vec_for};
+use paracache::{Cache, Error, MockClock, Scope, Source};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -23,14 +15,10 @@ struct Answer {
     tokens: u32,
 }
 
-fn vec_for(i: usize) -> Vec<f32> {
-    common::random_unit(&mut common::rng(i as u64), DIM)
-}
-
 fn builder() -> paracache::CacheBuilder<Answer> {
     Cache::builder(DIM)
         .threshold(0.95)
-        .flat_limit(100)
+        .exact_scan_limit(100)
         .background_rebuild(false)
         .alias_hits(false) // `answers` asks the same paraphrases twice and expects the same tier
 }
@@ -41,28 +29,28 @@ type Answered = (Source, Option<(Answer, String)>, i64);
 /// What a fixed set of lookups answers.
 fn answers(c: &Cache<Answer>, scopes: &[Scope]) -> Vec<Answered> {
     let mut out = Vec::new();
-    let mut rng = common::rng(99);
+    let mut rng = support::rng(99);
     for (si, s) in scopes.iter().enumerate() {
         for i in (0..400).step_by(7) {
             let queries = [
-                (format!("prompt {i}"), vec_for(i + si * 1000)),
+                (format!("prompt {i}"), vec_for(i + si * 1000, DIM)),
                 (
                     format!("paraphrase {i}"),
-                    common::jitter(&mut rng, &vec_for(i + si * 1000), 0.003),
+                    support::jitter(&mut rng, &vec_for(i + si * 1000, DIM), 0.003),
                 ),
-                (format!("novel {i}"), vec_for(50_000 + i)),
+                (format!("novel {i}"), vec_for(50_000 + i, DIM)),
             ];
             for (text, v) in queries {
                 let r = c
                     .lookup(s, &text, |_| Ok::<_, std::io::Error>(v.clone()))
                     .unwrap();
-                out.push(match r {
-                    Lookup::Hit(h) => (
+                out.push(match r.hit() {
+                    Some(h) => (
                         h.source(),
                         Some((h.value().clone(), h.matched_prompt().to_string())),
                         (h.similarity() * 1e6) as i64,
                     ),
-                    Lookup::Miss(_) => (Source::Computed, None, 0),
+                    None => (Source::Computed, None, 0),
                 });
             }
         }
@@ -80,13 +68,13 @@ fn a_loaded_cache_answers_as_the_saved_one_did() {
     ];
     let c = builder().build().unwrap();
     for (si, s) in scopes.iter().enumerate() {
-        // Scope a gets a graph (400 > flat limit 100), scope b stays flat.
+        // Scope a gets a graph (400 > exact-scan limit 100), scope b stays flat.
         for i in 0..if si == 0 { 400 } else { 60 } {
             let v = Answer {
                 text: format!("answer {si}/{i}"),
                 tokens: i as u32,
             };
-            c.insert(s, &format!("prompt {i}"), vec_for(i + si * 1000), v)
+            c.insert(s, &format!("prompt {i}"), vec_for(i + si * 1000, DIM), v)
                 .unwrap();
         }
     }
@@ -136,7 +124,7 @@ fn ttl_and_tti_keep_counting_across_a_restart() {
     c.insert(
         &s,
         "old",
-        vec_for(1),
+        vec_for(1, DIM),
         Answer {
             text: "o".into(),
             tokens: 1,
@@ -147,7 +135,7 @@ fn ttl_and_tti_keep_counting_across_a_restart() {
     c.insert(
         &s,
         "new",
-        vec_for(2),
+        vec_for(2, DIM),
         Answer {
             text: "n".into(),
             tokens: 2,
@@ -160,7 +148,7 @@ fn ttl_and_tti_keep_counting_across_a_restart() {
     clock.advance(Duration::from_secs(60));
     let (c, report) = b().build_from_snapshot_bytes(&bytes).unwrap();
     assert_eq!((report.entries, report.expired), (1, 1));
-    let never = |_: &str| -> Result<Vec<f32>, std::io::Error> { Ok(vec_for(3)) };
+    let never = |_: &str| -> Result<Vec<f32>, std::io::Error> { Ok(vec_for(3, DIM)) };
     assert!(!c.lookup(&s, "old", never).unwrap().is_hit());
     assert!(c.lookup(&s, "new", never).unwrap().is_hit());
     clock.advance(Duration::from_secs(41)); // "new" is now 101 s old
@@ -175,7 +163,7 @@ fn ttl_and_tti_keep_counting_across_a_restart() {
     c.insert(
         &s,
         "idle",
-        vec_for(4),
+        vec_for(4, DIM),
         Answer {
             text: "i".into(),
             tokens: 0,
@@ -198,7 +186,7 @@ fn small_snapshot() -> Vec<u8> {
         c.insert(
             &Scope::named(format!("s{i}")),
             &format!("p{i}"),
-            vec_for(i),
+            vec_for(i, DIM),
             Answer {
                 text: "x".repeat(i),
                 tokens: 1,
@@ -240,7 +228,7 @@ fn every_truncation_and_every_bit_flip_is_an_error() {
 
 /// Fix the header checksum after editing the header, so only the edited field is wrong.
 fn reseal_header(b: &mut [u8]) {
-    let crc = crc32(&b[..28]);
+    let crc = snapshot_check::crc32(&b[..28]);
     b[28..32].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -286,7 +274,7 @@ fn hostile_headers_are_refused() {
     ] {
         let mut bad = good.clone();
         bad[at..at + field.len()].copy_from_slice(field);
-        let crc = crc32(&bad[32..n - 24]);
+        let crc = snapshot_check::crc32(&bad[32..n - 24]);
         bad[n - 8..n - 4].copy_from_slice(&crc.to_le_bytes());
         assert!(
             matches!(
@@ -311,7 +299,7 @@ fn records_that_a_valid_save_cannot_write_are_corrupt() {
         .position(|w| w == 1.0f32.to_le_bytes())
         .expect("vector bytes present");
     f[pos..pos + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    let crc = crc32(&f[32..n - 24]);
+    let crc = snapshot_check::crc32(&f[32..n - 24]);
     f[n - 8..n - 4].copy_from_slice(&crc.to_le_bytes());
     let err = Cache::<u8>::builder(2)
         .build_from_snapshot_bytes(&f)
@@ -328,7 +316,7 @@ fn a_stricter_configuration_skips_what_it_refuses() {
     c.insert(
         &Scope::global(),
         "short",
-        vec_for(1),
+        vec_for(1, DIM),
         Answer {
             text: "a".into(),
             tokens: 1,
@@ -338,7 +326,7 @@ fn a_stricter_configuration_skips_what_it_refuses() {
     c.insert(
         &Scope::global(),
         &"long ".repeat(40),
-        vec_for(2),
+        vec_for(2, DIM),
         Answer {
             text: "b".into(),
             tokens: 1,
@@ -361,7 +349,7 @@ fn snapshot_on_drop_and_periodic_snapshots() {
     c.insert(
         &Scope::global(),
         "q",
-        vec_for(1),
+        vec_for(1, DIM),
         Answer {
             text: "kept".into(),
             tokens: 3,
@@ -377,7 +365,7 @@ fn snapshot_on_drop_and_periodic_snapshots() {
     assert!(
         loaded
             .lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec_for(
-                1
+                1, DIM
             )))
             .unwrap()
             .is_hit()
@@ -391,7 +379,7 @@ fn snapshot_on_drop_and_periodic_snapshots() {
     c.insert(
         &Scope::global(),
         "q",
-        vec_for(1),
+        vec_for(1, DIM),
         Answer {
             text: "p".into(),
             tokens: 1,
@@ -448,7 +436,7 @@ fn a_failed_load_never_overwrites_the_snapshot_it_could_not_read() {
     c.insert(
         &Scope::global(),
         "q",
-        vec_for(1),
+        vec_for(1, DIM),
         Answer {
             text: "precious".into(),
             tokens: 1,
@@ -496,7 +484,7 @@ fn a_loaded_cache_answers_while_its_graphs_build_in_the_background() {
         c.insert(
             &scopes[0],
             &format!("prompt {i}"),
-            vec_for(i),
+            vec_for(i, DIM),
             Answer {
                 text: format!("{i}"),
                 tokens: 0,
@@ -510,7 +498,7 @@ fn a_loaded_cache_answers_while_its_graphs_build_in_the_background() {
     let background = || {
         Cache::builder(DIM)
             .threshold(0.95)
-            .flat_limit(100)
+            .exact_scan_limit(100)
             .alias_hits(false)
     };
     let (loaded, _) = background().build_from_snapshot_bytes(&bytes).unwrap();

@@ -1,17 +1,12 @@
 //! Rebuilds (flat-to-graph promotion and compaction) run in the background while lookups, inserts
 //! and invalidations go on; nothing inserted or removed meanwhile is lost by the swap.
 
-mod common;
-
+use crate::support::vec_for;
 use paracache::{Cache, Guards, Scope};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const DIM: usize = 24;
-
-fn vec_for(i: usize) -> Vec<f32> {
-    common::random_unit(&mut common::rng(i as u64), DIM)
-}
 
 #[test]
 fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
@@ -19,14 +14,16 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
         .guards(Guards::none()) // its prompts differ only in numbers
         .max_entries(1_000_000)
         .threshold(0.99)
-        .flat_limit(64)
+        .exact_scan_limit(64)
         .max_dead_ratio(0.05)
         .build()
         .unwrap();
     let s = Scope::global();
     // Start from a graph, so the rebuilds during the run are compactions of a graph segment.
     for i in 4_000..4_300 {
-        cache.insert(&s, &format!("p{i}"), vec_for(i), i).unwrap();
+        cache
+            .insert(&s, &format!("p{i}"), vec_for(i, DIM), i)
+            .unwrap();
     }
     cache.compact();
     assert_eq!(
@@ -40,9 +37,9 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
             let (c, s) = (cache.clone(), s.clone());
             std::thread::spawn(move || {
                 for i in (w..4_000).step_by(2) {
-                    c.insert(&s, &format!("p{i}"), vec_for(i), i).unwrap();
+                    c.insert(&s, &format!("p{i}"), vec_for(i, DIM), i).unwrap();
                     // Kill every third earlier prompt so compactions keep triggering.
-                    if i % 3 == 0 && i >= 300 {
+                    if i.is_multiple_of(3) && i >= 300 {
                         assert!(c.invalidate(&s, &format!("p{}", i - 300)));
                     }
                 }
@@ -59,7 +56,7 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
                     n += 1;
                     let res = c
                         .lookup(&s, &format!("paraphrase of p{i}"), |_| {
-                            Ok::<_, std::io::Error>(vec_for(i))
+                            Ok::<_, std::io::Error>(vec_for(i, DIM))
                         })
                         .unwrap();
                     if let Some(hit) = res.hit() {
@@ -113,7 +110,7 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
     for &i in &live {
         let r = cache
             .lookup(&s, &format!("again {i}"), |_| {
-                Ok::<_, std::io::Error>(vec_for(i))
+                Ok::<_, std::io::Error>(vec_for(i, DIM))
             })
             .unwrap();
         if let Some(hit) = r.hit() {
@@ -124,7 +121,7 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
     for i in (0..4_000).filter(|&i| killed(i)) {
         let r = cache
             .lookup(&s, &format!("again {i}"), |_| {
-                Ok::<_, std::io::Error>(vec_for(i))
+                Ok::<_, std::io::Error>(vec_for(i, DIM))
             })
             .unwrap();
         assert!(!r.is_hit(), "invalidated p{i} served after rebuilds");
@@ -140,5 +137,5 @@ fn lookups_and_writes_go_on_during_rebuilds_and_nothing_is_lost() {
 /// Prompts the writers invalidated: p(i - 300) for every i divisible by 3 with i >= 300.
 fn killed(j: usize) -> bool {
     let i = j + 300;
-    i < 4_000 && i % 3 == 0
+    i < 4_000 && i.is_multiple_of(3)
 }

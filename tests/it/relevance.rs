@@ -1,8 +1,6 @@
 //! Guards and the verifier: what turns a semantic candidate away, and what it never hides.
 
-mod common;
-
-use common::fixed;
+use crate::support::{self, fixed};
 use paracache::{Cache, Guards, Scope};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,10 +47,10 @@ fn traps_are_served_on_similarity_alone_and_turned_away_by_the_guards() {
 /// A cache holding `traps` prompts that differ from the query "What is the fee for 2 people?"
 /// only in their number, each closer to its vector than the true paraphrase (value 99), which
 /// comes last.
-fn fee_traps(flat_limit: usize, traps: usize) -> Cache<usize> {
+fn fee_traps(exact_scan_limit: usize, traps: usize) -> Cache<usize> {
     let c: Cache<usize> = Cache::builder(2)
         .threshold(0.9)
-        .flat_limit(flat_limit)
+        .exact_scan_limit(exact_scan_limit)
         .background_rebuild(false)
         .build()
         .unwrap();
@@ -68,8 +66,8 @@ fn fee_traps(flat_limit: usize, traps: usize) -> Cache<usize> {
 
 #[test]
 fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
-    for flat_limit in [10_000, 8] {
-        let c = fee_traps(flat_limit, 10);
+    for exact_scan_limit in [10_000, 8] {
+        let c = fee_traps(exact_scan_limit, 10);
         let s = Scope::global();
         let r = c
             .lookup(&s, "What is the fee for 2 people?", fixed(&[1.0, 0.0]))
@@ -77,7 +75,7 @@ fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
         assert_eq!(
             r.hit().map(|h| *h.value()),
             Some(99),
-            "flat_limit {flat_limit}"
+            "exact_scan_limit {exact_scan_limit}"
         );
         assert_eq!(c.stats().guard_rejections, 10, "each trap is checked once");
     }
@@ -85,13 +83,13 @@ fn a_turned_away_candidate_never_hides_an_admissible_one_behind_it() {
 
 #[test]
 fn a_lookup_turns_away_at_most_sixteen_candidates_then_misses() {
-    for flat_limit in [10_000, 8] {
-        let c = fee_traps(flat_limit, 40);
+    for exact_scan_limit in [10_000, 8] {
+        let c = fee_traps(exact_scan_limit, 40);
         let s = Scope::global();
         let r = c
             .lookup(&s, "What is the fee for 2 people?", fixed(&[1.0, 0.0]))
             .unwrap();
-        assert!(!r.is_hit(), "flat_limit {flat_limit}");
+        assert!(!r.is_hit(), "exact_scan_limit {exact_scan_limit}");
         assert_eq!(c.stats().guard_rejections, 16);
     }
 }
@@ -115,7 +113,7 @@ fn the_verifier_is_asked_only_inside_its_band_and_decides_there() {
     c.insert(&s, "what is rust", vec![1.0, 0.0], 1).unwrap();
     // Exact hits and sure matches never ask.
     assert!(
-        c.lookup(&s, "what is rust", common::never)
+        c.lookup(&s, "what is rust", support::never)
             .unwrap()
             .is_hit()
     );

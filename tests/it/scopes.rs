@@ -1,8 +1,6 @@
 //! Scopes partition both tiers; their encoding is unambiguous.
 
-mod common;
-
-use common::fixed;
+use crate::support::{self, fixed};
 use paracache::{Cache, Scope};
 use proptest::prelude::*;
 
@@ -24,7 +22,7 @@ fn neither_tier_crosses_scopes() {
         "exact tier missed, so the embedder ran"
     );
     assert!(
-        c.lookup(&a, "my secret question", common::never)
+        c.lookup(&a, "my secret question", support::never)
             .unwrap()
             .is_hit()
     );

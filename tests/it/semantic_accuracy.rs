@@ -1,9 +1,7 @@
 //! The semantic tier's hit/miss decisions against an exact scan, on clustered data where
 //! paraphrase hits are real nearest neighbours, and dead candidates that must not hide live ones.
 
-mod common;
-
-use common::{brute_best, clustered, fixed, jitter, random_unit};
+use crate::support::{self, brute_best, clustered, fixed, jitter, random_unit};
 use paracache::{Cache, CacheBuilder, Guards, Scope};
 
 const DIM: usize = 48;
@@ -15,7 +13,7 @@ fn filled_graph_cache(builder: CacheBuilder<usize>, data: &[Vec<f32>]) -> Cache<
     let cache = builder
         .max_entries(100_000)
         .threshold(THRESHOLD)
-        .flat_limit(256)
+        .exact_scan_limit(256)
         .background_rebuild(false)
         .build()
         .unwrap();
@@ -37,7 +35,7 @@ fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
         &data,
     );
     let s = Scope::global();
-    let mut rng = common::rng(seed ^ 0xabc);
+    let mut rng = support::rng(seed ^ 0xabc);
     let (mut agree, mut hits, mut top1, mut n, mut close) = (0, 0, 0, 0, 0);
     for q in 0..2_000 {
         let query = if q % 2 == 0 {
@@ -58,7 +56,7 @@ fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
         n += 1;
         if let Some(hit) = got.hit() {
             assert!(hit.similarity() >= THRESHOLD, "served below threshold");
-            let true_sim = common::cos(&data[*hit.value()], &query);
+            let true_sim = support::cos(&data[*hit.value()], &query);
             assert!(
                 (true_sim - hit.similarity()).abs() < 1e-4,
                 "reported similarity is exact"
@@ -104,13 +102,13 @@ fn graph_decisions_match_exact_scan_full_ef() {
 /// Kill the nearest neighbours of a query in a graph partition: the live one behind them is found.
 #[test]
 fn dead_neighbours_never_hide_a_live_one() {
-    for flat_limit in [10_000, 64] {
-        let mut rng = common::rng(42);
+    for exact_scan_limit in [10_000, 64] {
+        let mut rng = support::rng(42);
         let centre = random_unit(&mut rng, DIM);
         let cache: Cache<usize> = Cache::builder(DIM)
             .guards(Guards::none())
             .threshold(0.8)
-            .flat_limit(flat_limit)
+            .exact_scan_limit(exact_scan_limit)
             .max_dead_ratio(0.9) // keep the tombstones in the graph for this test
             .background_rebuild(false)
             .build()
@@ -130,7 +128,7 @@ fn dead_neighbours_never_hide_a_live_one() {
         let mut near: Vec<(usize, Vec<f32>)> = (0..40)
             .map(|i| (i, jitter(&mut rng, &centre, 0.01 + 0.002 * i as f32)))
             .collect();
-        near.sort_by(|a, b| common::cos(&b.1, &centre).total_cmp(&common::cos(&a.1, &centre)));
+        near.sort_by(|a, b| support::cos(&b.1, &centre).total_cmp(&support::cos(&a.1, &centre)));
         for (i, v) in &near {
             cache
                 .insert(&s, &format!("near{i}"), v.clone(), *i)
@@ -142,12 +140,12 @@ fn dead_neighbours_never_hide_a_live_one() {
             assert!(cache.invalidate(&s, &format!("near{i}")));
         }
         let hit = cache.lookup(&s, "centre", fixed(&centre)).unwrap();
-        let hit = hit
-            .hit()
-            .unwrap_or_else(|| panic!("live neighbour hidden (flat_limit {flat_limit})"));
+        let hit = hit.hit().unwrap_or_else(|| {
+            panic!("live neighbour hidden (exact_scan_limit {exact_scan_limit})")
+        });
         assert_eq!(*hit.value(), survivor);
         cache.run_pending_tasks();
-        assert!(cache.stats().index_dead >= 39 || flat_limit == 10_000);
+        assert!(cache.stats().index_dead >= 39 || exact_scan_limit == 10_000);
     }
 }
 
@@ -155,7 +153,7 @@ fn dead_neighbours_never_hide_a_live_one() {
 /// 400 close paraphrases of stored ones, each with the value it should find.
 fn random_graph_with_paraphrases(seed: u64) -> (Cache<usize>, Vec<(usize, Vec<f32>)>) {
     let dim = 64;
-    let mut rng = common::rng(seed);
+    let mut rng = support::rng(seed);
     let data: Vec<Vec<f32>> = (0..4_000).map(|_| random_unit(&mut rng, dim)).collect();
     let builder = Cache::builder(dim)
         .hnsw(8, 32, 1)

@@ -1,8 +1,7 @@
 //! Concurrent misses compute once; errors are shared and never cached; no lock is held while user
 //! code runs, so embed and compute may call back into the cache.
 
-mod common;
-
+use crate::support;
 use paracache::{Cache, Error, Scope, Source};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -202,7 +201,7 @@ fn embed_and_compute_may_call_back_into_the_cache() {
         )
         .unwrap();
     assert_eq!(hit.value(), "outer+n");
-    assert!(cache.lookup(&s, "nested", common::never).unwrap().is_hit());
+    assert!(cache.lookup(&s, "nested", support::never).unwrap().is_hit());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

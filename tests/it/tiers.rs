@@ -1,8 +1,6 @@
 //! The two tiers: what answers, what it reports, and when the embedder runs.
 
-mod common;
-
-use common::{fixed, never};
+use crate::support::{self, fixed, never};
 use paracache::{Cache, Lookup, Scope, Source};
 
 fn cache() -> Cache<String> {
@@ -48,7 +46,7 @@ fn paraphrase_is_a_semantic_hit_with_its_similarity_and_match() {
     let hit = r.hit().expect("semantic hit");
     assert_eq!(hit.source(), Source::Semantic);
     assert_eq!(hit.matched_prompt(), "capital of France?");
-    let expect = common::cos(&q, &[1.0, 0.0, 0.0]);
+    let expect = support::cos(&q, &[1.0, 0.0, 0.0]);
     assert!(
         (hit.similarity() - expect).abs() < 1e-5,
         "{} vs {expect}",

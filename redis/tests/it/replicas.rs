@@ -88,7 +88,12 @@ struct Replica {
 impl Replica {
     fn spawn(server: &RedisServer, ttl: Duration) -> Replica {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "replicas::replica_child", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                "replicas::replica_child",
+                "--nocapture",
+            ])
             .args(["--test-threads", "1"])
             .env("PARACACHE_REPLICA_URL", server.url())
             .env("PARACACHE_REPLICA_TTL_MS", ttl.as_millis().to_string())

@@ -72,6 +72,7 @@ pub struct CacheBuilder<V> {
     guards: Guards,
     verify: Option<VerifyBand>,
     alias_hits: bool,
+    pub(crate) snapshot_schema: u32,
 }
 
 impl<V: Send + Sync + 'static> CacheBuilder<V> {
@@ -98,6 +99,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             guards: Guards::default(),
             verify: None,
             alias_hits: true,
+            snapshot_schema: 0,
         }
     }
 
@@ -324,6 +326,25 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         self
     }
 
+    /// The version of your value type's serialized form, written into snapshots (default 0).
+    /// A snapshot is loaded only by a cache of the same value type (checked by its type name)
+    /// and the same schema version: bump it when `V`'s serde form changes incompatibly, and an
+    /// old snapshot is refused with [`Error::SnapshotValueType`] instead of loading garbage.
+    ///
+    /// ```
+    /// use paracache::{Cache, Error};
+    /// let bytes = Cache::<String>::builder(2).snapshot_schema(1).build()?.to_snapshot_bytes()?;
+    /// let err = Cache::<String>::builder(2).snapshot_schema(2).build_from_snapshot_bytes(&bytes).unwrap_err();
+    /// assert!(matches!(err, Error::SnapshotValueType(_)));
+    /// let err = Cache::<Vec<u64>>::builder(2).snapshot_schema(1).build_from_snapshot_bytes(&bytes).unwrap_err();
+    /// assert!(matches!(err, Error::SnapshotValueType(_)));
+    /// # Ok::<(), paracache::Error>(())
+    /// ```
+    pub fn snapshot_schema(mut self, version: u32) -> Self {
+        self.snapshot_schema = version;
+        self
+    }
+
     /// Remember each phrasing that is served a semantic hit as an alias of the entry that
     /// answered it, so its next repeat is an exact-tier hit ([`Source::Alias`](crate::Source))
     /// that skips the embedding model (default on). An alias answers only while that same entry
@@ -373,6 +394,14 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         {
             return bad("the verifier's band must end in (-1, 1.0001]");
         }
+        if self
+            .auto
+            .every
+            .as_ref()
+            .is_some_and(|(_, every)| *every < crate::persist::auto::MIN_SNAPSHOT_INTERVAL)
+        {
+            return bad("snapshot_every's interval must be at least 10 ms");
+        }
         if !(self.max_dead_ratio > 0.0 && self.max_dead_ratio < 1.0) {
             return bad("max_dead_ratio must be in (0, 1)");
         }
@@ -389,6 +418,11 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         let capacity = self
             .capacity
             .unwrap_or(Capacity::Entries(DEFAULT_MAX_ENTRIES));
+        // moka turns itself off at capacity 0 (it then never evicts and never reports a
+        // removal): a cache that stores nothing is not a cache, so it is refused.
+        if matches!(capacity, Capacity::Entries(0) | Capacity::Bytes(0)) {
+            return bad("capacity must be at least 1 (max_entries or max_bytes)");
+        }
         let max_value_bytes = match (self.max_value_bytes, capacity) {
             (Some(b), _) => b,
             (None, Capacity::Bytes(b)) => (b / 16).min(16 << 20) as usize,
@@ -420,6 +454,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             guards: self.guards,
             verify: self.verify,
             alias_hits: self.alias_hits,
+            snapshot_schema: self.snapshot_schema,
         };
         let cache = Cache::from_config(config);
         start_periodic(Arc::downgrade(&cache.inner));

@@ -4,18 +4,19 @@ use crate::alias::Aliases;
 use crate::builder::{CacheBuilder, EF_RANGE, valid_ef};
 use crate::config::{Capacity, Config};
 use crate::embed::EmbedFn;
-use crate::entry::{Entry, RemovalHint};
+use crate::entries::{Entries, record_interval};
+use crate::entry::Entry;
 use crate::error::{BoxError, Error, Result};
 use crate::inflight::InFlight;
 use crate::key::{Key, exact_key, normalize};
-use crate::key_index::{KeyIndex, record_interval};
+use crate::liveness::Removal;
 use crate::outcome::{Hit, Lookup, Miss, Source};
 use crate::partitions::Partitions;
 use crate::persist::SnapshotReport;
 use crate::persist::snapshot;
+use crate::policy::{Policy, Ticket, build_policy, forget};
 use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
-use crate::store::{Store, build_store};
 use crate::tier::{ExactProbe, NoSecondTier, SecondTier};
 use crate::vector::SearchParams;
 use crate::vector::validate::unit_vector;
@@ -24,7 +25,7 @@ use serde::Serialize;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The two-tier semantic cache. See the [crate docs](crate) for the design and guarantees.
@@ -51,9 +52,10 @@ pub struct Cache<V> {
 
 pub(crate) struct Inner<V> {
     pub(crate) config: Config<V>,
-    pub(crate) store: Store<V>,
-    /// Both tiers read entries here, not from `store` (see [`crate::key_index`]).
-    pub(crate) keys: Arc<KeyIndex<V>>,
+    /// The one owner of entry state: an entry exists while it is here.
+    pub(crate) entries: Arc<Entries<V>>,
+    /// Which keys to drop for capacity and TTL/TTI (moka, one ticket per entry).
+    pub(crate) policy: Policy,
     /// Real time origin for sampling which reads are recorded in `store`.
     pub(crate) started: Instant,
     pub(crate) record_every_ns: u64,
@@ -75,7 +77,7 @@ impl<V> std::fmt::Debug for Cache<V> {
             .field("dimension", &self.inner.config.dimension)
             .field("capacity", &self.inner.config.capacity)
             .field("threshold", &self.inner.config.threshold)
-            .field("entries", &self.inner.store.entry_count())
+            .field("entries", &self.inner.entries.len())
             .finish_non_exhaustive()
     }
 }
@@ -102,8 +104,13 @@ impl<V: Send + Sync + 'static> Cache<V> {
     pub(crate) fn from_config(config: Config<V>) -> Self {
         let counters = Arc::new(Counters::default());
         let partitions = Arc::new(Partitions::new());
-        let keys = Arc::new(KeyIndex::new());
-        let store = build_store(&config, counters.clone(), partitions.clone(), keys.clone());
+        let entries = Arc::new(Entries::new());
+        let policy = build_policy(
+            &config,
+            entries.clone(),
+            partitions.clone(),
+            counters.clone(),
+        );
         let aliases = config
             .alias_hits
             .then(|| Aliases::new(config.capacity, config.ttl, config.tti));
@@ -114,9 +121,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 flusher_started: AtomicBool::new(false),
                 search: AtomicU64::new(config.search.pack()),
                 started: Instant::now(),
-                keys,
+                entries,
                 config,
-                store,
+                policy,
                 partitions,
                 counters,
                 seq: AtomicU64::new(0),
@@ -273,9 +280,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
     {
         // The async path with a future that is ready at once: the compute runs on this thread
         // and waiting for another caller's flight parks this thread.
-        pollster::block_on(
-            self.get_or_insert_with_async(scope, prompt, embed, || std::future::ready(compute())),
-        )
+        // `compute` runs when the future is polled, inside the flight it leads (so a compute
+        // that calls back in for the same prompt is recognised as re-entrant).
+        pollster::block_on(self.get_or_insert_with_async(
+            scope,
+            prompt,
+            embed,
+            move || async move { compute() },
+        ))
     }
 
     /// [`get_or_insert_with`](Self::get_or_insert_with) for async code: `compute` returns a future
@@ -348,6 +360,16 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// assert!(cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![0.0, 1.0])).unwrap().is_hit());
     /// ```
     pub fn insert_miss(&self, miss: Miss, value: V) -> Result<Hit<V>> {
+        // A miss from another cache (another dimension or prompt limit) is checked like any
+        // insert: a vector of the wrong length would make every later snapshot unloadable.
+        let expected = self.inner.config.dimension;
+        if miss.vector.len() != expected {
+            return Err(Error::DimensionMismatch {
+                expected,
+                got: miss.vector.len(),
+            });
+        }
+        self.check_prompt(&miss.prompt)?;
         self.insert_checked(&miss.scope, miss.prompt, miss.key, miss.vector, value)
     }
 
@@ -406,10 +428,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if let Some(aliases) = &self.inner.aliases {
             aliases.remove(&key);
         }
-        match self.inner.keys.get(&key) {
-            Some(e) if e.scope == *scope && *e.prompt == *text => self.remove_exact(&e),
+        let removed = match self.inner.entries.get(&key) {
+            Some(e) if e.scope == *scope && *e.prompt == *text => {
+                self.inner.remove_if_seq(key, e.seq, Removal::Explicit)
+            }
             _ => false,
-        }
+        };
+        self.inner.entries.release_graveyard();
+        removed
     }
 
     /// Remove every entry of `scope`, in both tiers, and free its index. Once this returns, nothing
@@ -429,9 +455,10 @@ impl<V: Send + Sync + 'static> Cache<V> {
     pub fn invalidate_scope(&self, scope: &Scope) {
         if let Some(p) = self.inner.partitions.remove(scope) {
             for (key, seq) in p.segment().live_keys() {
-                self.remove_if_seq(key, seq, RemovalHint::None);
+                self.inner.remove_if_seq(key, seq, Removal::Explicit);
             }
         }
+        self.inner.entries.release_graveyard();
     }
 
     /// Remove everything. Once this returns, nothing inserted before is served.
@@ -444,14 +471,29 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// assert!(!cache.lookup(&Scope::global(), "q", |_| Ok::<_, std::io::Error>(vec![1.0])).unwrap().is_hit());
     /// ```
     pub fn clear(&self) {
-        let epoch = self.inner.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        self.inner.partitions.drain();
-        self.inner.store.invalidate_all();
-        if let Some(aliases) = &self.inner.aliases {
+        let inner = &self.inner;
+        // Entries inserted before this bump and landing after the drain below are dead by epoch.
+        inner.epoch.fetch_add(1, Ordering::AcqRel);
+        inner.partitions.drain();
+        if let Some(aliases) = &inner.aliases {
             aliases.clear();
         }
-        // The store reports these removals only as its maintenance gets to them.
-        self.inner.keys.retain(|e| e.epoch >= epoch);
+        // Each entry leaves the owner map, then the policy, by its own insert sequence: an
+        // insert racing with this call is either taken out here or stays whole in both, never
+        // in one of them only (which is what moka's `invalidate_all` would allow).
+        let dead = inner.entries.drain();
+        for e in &dead {
+            crate::liveness::retire(
+                e,
+                Removal::Explicit,
+                &inner.partitions,
+                &inner.config.index,
+                &inner.counters,
+            );
+            forget(&inner.policy, e.key, e.seq);
+        }
+        drop(dead);
+        inner.entries.release_graveyard();
     }
 
     /// A copy of the counters. See [`Stats`] for what adds up to what.
@@ -469,7 +511,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         let (live, dead) = self.inner.partitions.totals();
         self.inner
             .counters
-            .snapshot(self.inner.store.entry_count(), live, dead)
+            .snapshot(self.inner.entries.len() as u64, live, dead)
     }
 
     /// Run the store's pending maintenance now (evictions, expirations, removal notifications), so
@@ -480,8 +522,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// c.run_pending_tasks();
     /// ```
     pub fn run_pending_tasks(&self) {
-        self.inner.record_reads(self.inner.keys.take_all_reads());
-        self.inner.store.run_pending_tasks();
+        self.inner.record_reads(self.inner.entries.take_all_reads());
+        self.inner.policy.run_pending_tasks();
+        self.inner.entries.release_graveyard();
     }
 
     /// Rebuild, on this thread, every partition that has passed its dead-share bound or the exact
@@ -618,18 +661,29 @@ impl<V: Send + Sync + 'static> Cache<V> {
             partition: Arc::downgrade(&partition),
             created_ns,
             last_access_ns: AtomicU64::new(last_access_ns),
-            weight,
-            removal_hint: AtomicU8::new(RemovalHint::None as u8),
             last_recorded_ns: AtomicU64::new(inner.real_ns()),
         });
         Counters::bump(&inner.counters.inserts);
-        // Inside the store's per-key compute, so concurrent inserts of one key leave the key
-        // index and the store holding the same entry.
-        inner.store.entry(key).and_compute_with(|_| {
-            inner.keys.insert(key, entry.clone());
-            Op::Put(entry.clone())
+        // Inside the policy's per-key compute, so concurrent inserts of one key leave the owner
+        // map and the policy naming the same insert. The entry it replaces comes out of the
+        // closure and is retired and dropped after it, with no lock held.
+        let mut replaced = None;
+        inner.policy.entry(key).and_compute_with(|_| {
+            replaced = inner.entries.insert(key, entry.clone());
+            Op::Put(Ticket { seq, weight })
         });
-        inner.record_reads(inner.keys.take_reads());
+        if let Some(old) = replaced {
+            crate::liveness::retire(
+                &old,
+                Removal::Replaced,
+                &inner.partitions,
+                &inner.config.index,
+                &inner.counters,
+            );
+            drop(old);
+        }
+        inner.record_reads(inner.entries.take_reads());
+        inner.entries.release_graveyard();
         if maintain {
             inner
                 .partitions
@@ -683,10 +737,11 @@ mod tests {
         move |_| Ok(v.to_vec())
     }
 
-    /// The key index holds exactly the store's entries, whatever removed the others: capacity
-    /// eviction, replacement by threads racing on the same keys, invalidation and `clear`.
+    /// The policy holds a ticket for exactly the entries that exist, naming the same insert,
+    /// whatever removed the others: capacity eviction, replacement by threads racing on the
+    /// same keys, invalidation and `clear`.
     #[test]
-    fn key_index_stays_in_step_with_the_store() {
+    fn the_policy_stays_in_step_with_the_entries() {
         let c: Cache<u64> = Cache::builder(2).max_entries(50).build().unwrap();
         let s = Scope::global();
         std::thread::scope(|t| {
@@ -705,18 +760,19 @@ mod tests {
         c.invalidate(&s, "p1");
         c.run_pending_tasks();
         let same = |c: &Cache<u64>| {
-            let stored: Vec<(Key, u64)> = c.inner.store.iter().map(|(k, e)| (*k, e.seq)).collect();
-            assert_eq!(stored.len(), c.inner.keys.len());
-            for (k, seq) in stored {
-                assert_eq!(c.inner.keys.get(&k).map(|e| e.seq), Some(seq));
+            let tickets: Vec<(Key, u64)> =
+                c.inner.policy.iter().map(|(k, t)| (*k, t.seq)).collect();
+            assert_eq!(tickets.len(), c.inner.entries.len());
+            for (k, seq) in tickets {
+                assert_eq!(c.inner.entries.get(&k).map(|e| e.seq), Some(seq));
             }
         };
         same(&c);
-        assert!(c.inner.store.entry_count() <= 50);
+        assert!(c.inner.entries.len() <= 50);
         c.clear();
         c.run_pending_tasks();
         same(&c);
-        assert_eq!(c.inner.keys.len(), 0);
+        assert_eq!(c.inner.entries.len(), 0);
     }
 
     /// MD5 collisions can be manufactured; simulate one by filing an entry under another key.
@@ -727,15 +783,17 @@ mod tests {
         let a = c
             .insert(&s, "prompt a", vec![1.0, 0.0], "answer a")
             .unwrap();
-        c.inner
-            .keys
+        let _ = c
+            .inner
+            .entries
             .insert(exact_key(&s, "prompt b"), a.entry.clone());
         let r = c.lookup(&s, "prompt b", embed([0.0, 1.0])).unwrap();
         assert!(!r.is_hit(), "text mismatch must be a miss");
         // The same text under a colliding key of another scope is a miss too.
         let t = Scope::named("t");
-        c.inner
-            .keys
+        let _ = c
+            .inner
+            .entries
             .insert(exact_key(&t, "prompt a"), a.entry.clone());
         assert!(
             !c.lookup(&t, "prompt a", embed([1.0, 0.0]))

@@ -46,6 +46,8 @@ pub(crate) struct Config<V> {
     pub(crate) guards: Guards,
     pub(crate) verify: Option<VerifyBand>,
     pub(crate) alias_hits: bool,
+    /// The user's schema version for `V`, written into snapshots.
+    pub(crate) snapshot_schema: u32,
 }
 
 impl<V> Config<V> {

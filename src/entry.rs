@@ -1,18 +1,10 @@
-//! What the store holds for one cached prompt.
+//! One cached prompt: what [`crate::entries::Entries`] holds and a `Hit` keeps alive.
 
 use crate::key::Key;
 use crate::scope::Scope;
 use crate::vector::partition::{Partition, ScopeState};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
-
-/// Why the cache itself removed an entry, so the store's listener counts the right cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum RemovalHint {
-    None = 0,
-    Expired = 1,
-}
 
 pub(crate) struct Entry<V> {
     pub(crate) key: Key,
@@ -31,17 +23,6 @@ pub(crate) struct Entry<V> {
     pub(crate) partition: Weak<Partition>,
     pub(crate) created_ns: u64,
     pub(crate) last_access_ns: AtomicU64,
-    pub(crate) weight: u32,
-    pub(crate) removal_hint: AtomicU8,
     /// When a read of this entry was last recorded in the store (real ns since cache start).
     pub(crate) last_recorded_ns: AtomicU64,
-}
-
-impl<V> Entry<V> {
-    pub(crate) fn hint(&self) -> RemovalHint {
-        match self.removal_hint.load(Ordering::Acquire) {
-            1 => RemovalHint::Expired,
-            _ => RemovalHint::None,
-        }
-    }
 }

@@ -78,6 +78,10 @@ pub enum Error {
     /// A snapshot failed its checks (magic, checksum, lengths, record contents); nothing was loaded.
     #[error("corrupt snapshot: {0}")]
     CorruptSnapshot(String),
+    /// A snapshot of another value type or schema version (see
+    /// [`CacheBuilder::snapshot_schema`](crate::CacheBuilder::snapshot_schema)); nothing was loaded.
+    #[error("snapshot does not match this cache: {0}")]
+    SnapshotValueType(String),
     /// A snapshot written by a newer (or unknown) format version.
     #[error("snapshot format version {found} is not supported (this build reads {supported})")]
     UnsupportedSnapshotVersion {
@@ -132,6 +136,7 @@ impl PartialEq for Error {
             (Embed(a), Embed(b)) | (Compute(a), Compute(b)) => a.to_string() == b.to_string(),
             (Io(a), Io(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
             (CorruptSnapshot(a), CorruptSnapshot(b)) => a == b,
+            (SnapshotValueType(a), SnapshotValueType(b)) => a == b,
             (
                 UnsupportedSnapshotVersion {
                     found: a,

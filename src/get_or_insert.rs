@@ -60,6 +60,13 @@ impl<V: Send + Sync + 'static> Cache<V> {
                         return answer;
                     }
                 }
+                Role::Alone => {
+                    // Called from inside the compute it would wait for: compute, unshared.
+                    Counters::bump(&self.inner.counters.compute_calls);
+                    let value = compute().await.map_err(Error::compute)?;
+                    let p = pending;
+                    return self.insert_checked(p.scope, p.text, p.key, p.vector, value);
+                }
             }
         };
         if let Some(hit) = self.find_quiet(&pending) {
@@ -67,7 +74,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             return Ok(hit);
         }
         Counters::bump(&self.inner.counters.compute_calls);
-        let value = compute().await.map_err(Error::compute);
+        let value = guard.leading(compute()).await.map_err(Error::compute);
         self.settle(pending, guard, value)
     }
 

@@ -1,5 +1,10 @@
 //! Single-flight: concurrent misses for the same prompt, or for a paraphrase of a prompt already
 //! being computed in the same scope, wait for one computation instead of each calling the model.
+//!
+//! A compute that itself calls `get_or_insert_with` for the same prompt (or a paraphrase) must
+//! not wait for its own flight: that wait would never end. While a leader's compute is polled,
+//! its flight is recorded for the polling thread ([`Leading`]); a call that would follow a flight
+//! recorded on its own thread runs alone instead ([`Role::Alone`]): it computes without joining.
 
 use crate::error::Error;
 use crate::key::Key;
@@ -8,8 +13,26 @@ use crate::scope::Scope;
 use crate::vector::distance::similarity;
 use event_listener::Event;
 use parking_lot::Mutex;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+thread_local! {
+    /// Flights whose leader's compute is being polled on this thread, innermost last.
+    static LEADING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn flight_id(flight: &Arc<Flight>) -> usize {
+    Arc::as_ptr(flight) as usize
+}
+
+fn led_here(flight: &Arc<Flight>) -> bool {
+    let id = flight_id(flight);
+    LEADING.with(|l| l.borrow().contains(&id))
+}
 
 /// How a flight ended, as its followers see it.
 #[derive(Debug, Clone)]
@@ -39,6 +62,9 @@ pub(crate) struct InFlight {
 pub(crate) enum Role<'a> {
     Leader(LeaderGuard<'a>),
     Follower(Arc<Flight>),
+    /// The flight to follow is led by a compute being polled on this very thread (a re-entrant
+    /// call): compute without joining.
+    Alone,
 }
 
 impl InFlight {
@@ -55,7 +81,11 @@ impl InFlight {
     ) -> Role<'_> {
         let mut flights = self.flights.lock();
         if let Some(f) = flights.get(&key) {
-            return Role::Follower(f.clone());
+            return if led_here(f) {
+                Role::Alone
+            } else {
+                Role::Follower(f.clone())
+            };
         }
         // In-flight computations are few (bounded by concurrent callers), so a scan is cheap.
         let paraphrase = flights.values().find(|f| {
@@ -64,7 +94,11 @@ impl InFlight {
                 && guards.check(&f.prompt, prompt).is_ok()
         });
         if let Some(f) = paraphrase {
-            return Role::Follower(f.clone());
+            return if led_here(f) {
+                Role::Alone
+            } else {
+                Role::Follower(f.clone())
+            };
         }
         let flight = Arc::new(Flight {
             scope: scope.clone(),
@@ -118,6 +152,16 @@ pub(crate) struct LeaderGuard<'a> {
 }
 
 impl LeaderGuard<'_> {
+    /// `fut` (the leader's compute), recording this flight for whichever thread polls it.
+    pub(crate) fn leading<F: Future>(&self, fut: F) -> Leading<F> {
+        Leading {
+            id: flight_id(&self.flight),
+            // Boxed so `Leading` is `Unpin` without unsafe pin projection; one allocation per
+            // model call.
+            fut: Box::pin(fut),
+        }
+    }
+
     pub(crate) fn finish(mut self, outcome: Outcome) {
         self.release(outcome);
     }
@@ -135,6 +179,29 @@ impl LeaderGuard<'_> {
         }
         *self.flight.outcome.lock() = Some(outcome);
         self.flight.done.notify(usize::MAX);
+    }
+}
+
+/// A leader's compute future; see the module docs.
+pub(crate) struct Leading<F> {
+    id: usize,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Leading<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        LEADING.with(|l| l.borrow_mut().push(self.id));
+        // Popped even if the compute panics, so the thread's record stays true.
+        struct Pop;
+        impl Drop for Pop {
+            fn drop(&mut self) {
+                LEADING.with(|l| l.borrow_mut().pop());
+            }
+        }
+        let _pop = Pop;
+        self.fut.as_mut().poll(cx)
     }
 }
 

@@ -5,7 +5,7 @@ use md5::{Digest, Md5};
 use std::borrow::Cow;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
-/// The exact tier's key: MD5 of `scope digest ‖ u64 length ‖ normalized prompt`.
+/// The exact tier's key: MD5 of `u64 length ‖ scope encoding ‖ u64 length ‖ normalized prompt`.
 pub(crate) type Key = [u8; 16];
 
 /// Normalize a prompt the way both tiers see it.
@@ -73,8 +73,12 @@ fn is_whitespace_normal(s: &str) -> bool {
 
 /// The exact-tier key of an already normalized prompt in a scope.
 pub(crate) fn exact_key(scope: &Scope, normalized: &str) -> Key {
+    // The full encoding, not its digest: two scopes whose digests collide (MD5 collisions can be
+    // made) must still not share keys, or one could evict the other's entries.
+    let encoding = scope.encoding();
     let mut h = Md5::new();
-    h.update(scope.digest());
+    h.update((encoding.len() as u64).to_le_bytes());
+    h.update(encoding);
     h.update((normalized.len() as u64).to_le_bytes());
     h.update(normalized.as_bytes());
     h.finalize().into()
@@ -109,5 +113,19 @@ mod tests {
         assert_ne!(exact_key(&a, "x"), exact_key(&b, "x"));
         assert_ne!(exact_key(&a, "x"), exact_key(&a, "y"));
         assert_eq!(exact_key(&a, "x"), exact_key(&Scope::named("a"), "x"));
+    }
+
+    /// The key hashes the scope's whole length-prefixed encoding, so scopes whose digests collide
+    /// still get different keys (a digest-based key failed this).
+    #[test]
+    fn keys_hash_the_full_scope_encoding_not_its_digest() {
+        let s = Scope::builder().tenant("acme").model("m").build();
+        let mut h = Md5::new();
+        h.update((s.encoding().len() as u64).to_le_bytes());
+        h.update(s.encoding());
+        h.update(1u64.to_le_bytes());
+        h.update(b"q");
+        let expected: Key = h.finalize().into();
+        assert_eq!(exact_key(&s, "q"), expected);
     }
 }

@@ -26,7 +26,7 @@
 //! ## How a lookup works
 //!
 //! 1. The prompt is [normalized](normalize) (NFC, whitespace collapsed, trimmed).
-//! 2. **Exact tier**: the key is MD5 of `scope digest ‖ length ‖ prompt`. The stored scope and
+//! 2. **Exact tier**: the key is MD5 of `scope encoding ‖ length ‖ prompt` (both length-prefixed). The stored scope and
 //!    prompt are compared on every hit, so an MD5 collision is a miss, never a wrong answer. No
 //!    embedding is computed.
 //! 3. Only on an exact miss is the embedding function called. The vector is validated (dimension,
@@ -83,19 +83,20 @@ mod calibrate;
 mod clock;
 mod config;
 mod embed;
+mod entries;
 mod entry;
 mod error;
 mod get_or_insert;
 mod inflight;
 mod key;
-mod key_index;
+mod liveness;
 mod outcome;
 mod partitions;
 mod persist;
+mod policy;
 mod relevance;
 mod scope;
 mod stats;
-mod store;
 mod tier;
 mod tiers;
 mod vector;
@@ -113,6 +114,7 @@ pub use error::{BoxError, Error, Result};
 pub use key::normalize;
 pub use outcome::{Hit, Lookup, Miss, Source};
 pub use persist::SnapshotReport;
+pub use persist::auto::MIN_SNAPSHOT_INTERVAL;
 pub use relevance::{Guard, Guards, Verifier};
 pub use scope::{Scope, ScopeBuilder};
 pub use stats::Stats;

@@ -88,7 +88,7 @@ impl Scope {
         ScopeBuilder::default()
     }
 
-    /// The MD5 of the scope's encoding, used inside exact-tier keys.
+    /// The MD5 of the scope's encoding, used to spread scopes over shards and Redis buckets.
     ///
     /// ```
     /// let s = paracache::Scope::named("x");

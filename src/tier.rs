@@ -13,7 +13,7 @@ use crate::outcome::Hit;
 use crate::scope::Scope;
 use std::fmt;
 
-/// The exact tier's key: MD5 of the scope's digest, the prompt's length and the normalized
+/// The exact tier's key: MD5 of the scope's full encoding, the prompt's length and the normalized
 /// prompt. Equal keys are not proof of equal prompts (MD5 collisions can be made): whoever finds
 /// an entry by key must compare the stored scope and prompt, as the exact tier does.
 ///

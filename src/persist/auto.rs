@@ -43,6 +43,9 @@ impl<V: Serialize + Send + Sync + 'static> CacheBuilder<V> {
     ///     .unwrap();
     /// # drop(cache);
     /// ```
+    ///
+    /// `build()` refuses an interval under [`MIN_SNAPSHOT_INTERVAL`] (a zero interval would save
+    /// in a busy loop).
     pub fn snapshot_every(mut self, path: impl Into<PathBuf>, interval: Duration) -> Self {
         self.auto.save = Some(save_inner::<V>);
         self.auto.every = Some((path.into(), interval));
@@ -67,6 +70,9 @@ impl<V: Serialize + Send + Sync + 'static> CacheBuilder<V> {
         self
     }
 }
+
+/// The shortest interval [`CacheBuilder::snapshot_every`] accepts.
+pub const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How long the periodic thread sleeps at a time, so it notices a dropped cache promptly.
 const TICK: Duration = Duration::from_millis(50);
@@ -117,7 +123,12 @@ pub(crate) fn start_periodic<V: Send + Sync + 'static>(inner: Weak<Inner<V>>) {
 impl<V> Drop for Inner<V> {
     fn drop(&mut self) {
         if let (Some(save), Some(path)) = (self.config.auto.save, self.config.auto.on_drop.take()) {
-            let _ = save(self, &path);
+            // A panic in a value's `Serialize` must not escape a `Drop` (a second panic while
+            // unwinding would abort the process); the save is lost, as any error here is.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| save(self, &path)));
         }
+        // Background graph builds hold their partition, not the cache: retiring the partitions
+        // stops them within one chunk instead of letting them run on for minutes.
+        self.partitions.drain();
     }
 }

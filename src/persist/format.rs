@@ -1,13 +1,15 @@
-//! The snapshot file format, version 1. All integers little-endian.
+//! The snapshot file format, version 2 (version 1 is still read). All integers little-endian.
 //!
 //! ```text
-//! header (32 bytes)
+//! header (52 bytes; version 1: the first 28, then its CRC32 at 28..32, 32 bytes in all)
 //!   0..8    magic            b"PARACACH"
-//!   8..12   format version   u32 = 1
+//!   8..12   format version   u32 = 2
 //!   12..16  flags            u32, must be 0
 //!   16..20  dimension        u32
 //!   20..28  saved at         u64, Unix nanoseconds
-//!   28..32  CRC32 of bytes 0..28
+//!   28..44  value type       MD5 of the value type's name (`std::any::type_name`)
+//!   44..48  schema version   u32, set by the user (`CacheBuilder::snapshot_schema`)
+//!   48..52  CRC32 of bytes 0..48
 //! payload (payload_len bytes): records, each
 //!   u32 length, then that many bytes of one bincode-2 (standard config, serde) record
 //! footer (24 bytes)
@@ -24,8 +26,9 @@ use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: &[u8; 8] = b"PARACACH";
 pub(crate) const END_MAGIC: &[u8; 4] = b"PEND";
-pub(crate) const VERSION: u32 = 1;
-pub(crate) const HEADER_LEN: usize = 32;
+pub(crate) const VERSION: u32 = 2;
+pub(crate) const HEADER_LEN: usize = 52;
+const V1_HEADER_LEN: usize = 32;
 pub(crate) const FOOTER_LEN: usize = 24;
 
 /// What the header says.
@@ -33,6 +36,27 @@ pub(crate) const FOOTER_LEN: usize = 24;
 pub(crate) struct Header {
     pub(crate) dimension: u32,
     pub(crate) saved_at_ns: u64,
+    /// What the values are: `None` in a version-1 file, which did not say.
+    pub(crate) value_type: Option<ValueType>,
+}
+
+/// The value type's fingerprint and the user's schema version for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ValueType {
+    pub(crate) name_md5: [u8; 16],
+    pub(crate) schema: u32,
+}
+
+impl ValueType {
+    /// `V`'s fingerprint. Type names are not guaranteed stable across compiler versions: a
+    /// snapshot may then be refused after an upgrade (a cold start), never loaded as garbage.
+    pub(crate) fn of<V>(schema: u32) -> ValueType {
+        use md5::{Digest, Md5};
+        ValueType {
+            name_md5: Md5::digest(std::any::type_name::<V>().as_bytes()).into(),
+            schema,
+        }
+    }
 }
 
 pub(crate) fn encode_header(h: Header) -> [u8; HEADER_LEN] {
@@ -41,8 +65,12 @@ pub(crate) fn encode_header(h: Header) -> [u8; HEADER_LEN] {
     b[8..12].copy_from_slice(&VERSION.to_le_bytes());
     b[16..20].copy_from_slice(&h.dimension.to_le_bytes());
     b[20..28].copy_from_slice(&h.saved_at_ns.to_le_bytes());
-    let crc = crc32fast::hash(&b[..28]);
-    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    if let Some(t) = h.value_type {
+        b[28..44].copy_from_slice(&t.name_md5);
+        b[44..48].copy_from_slice(&t.schema.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b[..48]);
+    b[48..52].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
@@ -73,35 +101,59 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// Check the whole file and split its payload into record slices.
 pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
-    if file.len() < HEADER_LEN + FOOTER_LEN {
+    if file.len() < V1_HEADER_LEN + FOOTER_LEN {
         return Err(corrupt("file shorter than header and footer"));
     }
-    let head = &file[..HEADER_LEN];
-    if &head[0..8] != MAGIC {
+    if &file[0..8] != MAGIC {
         return Err(corrupt("not a paracache snapshot (bad magic)"));
     }
-    if crc32fast::hash(&head[..28]) != u32_at(head, 28) {
-        return Err(corrupt("header checksum mismatch"));
+    let version = u32_at(file, 8);
+    let header_len = match version {
+        1 => V1_HEADER_LEN,
+        VERSION => HEADER_LEN,
+        _ => {
+            // Only trust the number once some header checksum vouches for it.
+            let v1_ok = crc32fast::hash(&file[..28]) == u32_at(file, 28);
+            let v2_ok = file.len() >= HEADER_LEN + FOOTER_LEN
+                && crc32fast::hash(&file[..48]) == u32_at(file, 48);
+            if v1_ok || v2_ok {
+                return Err(Error::UnsupportedSnapshotVersion {
+                    found: version,
+                    supported: VERSION,
+                });
+            }
+            return Err(corrupt("header checksum mismatch"));
+        }
+    };
+    if file.len() < header_len + FOOTER_LEN {
+        return Err(corrupt("file shorter than header and footer"));
     }
-    let version = u32_at(head, 8);
-    if version != VERSION {
-        return Err(Error::UnsupportedSnapshotVersion {
-            found: version,
-            supported: VERSION,
-        });
+    let head = &file[..header_len];
+    let crc_at = header_len - 4;
+    if crc32fast::hash(&head[..crc_at]) != u32_at(head, crc_at) {
+        return Err(corrupt("header checksum mismatch"));
     }
     if u32_at(head, 12) != 0 {
         return Err(corrupt("unknown header flags"));
     }
+    let value_type = (version == VERSION).then(|| {
+        let mut name_md5 = [0u8; 16];
+        name_md5.copy_from_slice(&head[28..44]);
+        ValueType {
+            name_md5,
+            schema: u32_at(head, 44),
+        }
+    });
     let header = Header {
         dimension: u32_at(head, 16),
         saved_at_ns: u64_at(head, 20),
+        value_type,
     };
     let foot = &file[file.len() - FOOTER_LEN..];
     if &foot[20..24] != END_MAGIC {
         return Err(corrupt("missing end marker (truncated file?)"));
     }
-    let payload = &file[HEADER_LEN..file.len() - FOOTER_LEN];
+    let payload = &file[header_len..file.len() - FOOTER_LEN];
     if u64_at(foot, 8) != payload.len() as u64 {
         return Err(corrupt("payload length does not match the file size"));
     }
@@ -133,17 +185,21 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
 mod tests {
     use super::*;
 
+    fn header() -> Header {
+        Header {
+            dimension: 3,
+            saved_at_ns: 7,
+            value_type: Some(ValueType::of::<String>(4)),
+        }
+    }
+
     fn file(records: &[&[u8]]) -> Vec<u8> {
         let mut payload = Vec::new();
         for r in records {
             payload.extend_from_slice(&(r.len() as u32).to_le_bytes());
             payload.extend_from_slice(r);
         }
-        let mut f = encode_header(Header {
-            dimension: 3,
-            saved_at_ns: 7,
-        })
-        .to_vec();
+        let mut f = encode_header(header()).to_vec();
         f.extend_from_slice(&payload);
         f.extend_from_slice(&encode_footer(
             records.len() as u64,
@@ -157,14 +213,29 @@ mod tests {
     fn round_trip() {
         let f = file(&[b"abc", b"", b"de"]);
         let (h, recs) = decode(&f).unwrap();
-        assert_eq!(
-            h,
-            Header {
-                dimension: 3,
-                saved_at_ns: 7
-            }
-        );
+        assert_eq!(h, header());
         assert_eq!(recs, vec![&b"abc"[..], b"", b"de"]);
+        assert_ne!(ValueType::of::<String>(4), ValueType::of::<Vec<u64>>(4));
+        assert_ne!(ValueType::of::<u64>(0), ValueType::of::<i64>(0));
+        assert_ne!(ValueType::of::<u64>(0), ValueType::of::<u64>(1));
+    }
+
+    /// Files written by format version 1 (no value type in the header) still load.
+    #[test]
+    fn version_1_files_are_read() {
+        let mut f = vec![0u8; V1_HEADER_LEN];
+        f[0..8].copy_from_slice(MAGIC);
+        f[8..12].copy_from_slice(&1u32.to_le_bytes());
+        f[16..20].copy_from_slice(&3u32.to_le_bytes());
+        f[20..28].copy_from_slice(&7u64.to_le_bytes());
+        let crc = crc32fast::hash(&f[..28]);
+        f[28..32].copy_from_slice(&crc.to_le_bytes());
+        let payload = [1u8, 0, 0, 0, b'x'];
+        f.extend_from_slice(&payload);
+        f.extend_from_slice(&encode_footer(1, 5, crc32fast::hash(&payload)));
+        let (h, recs) = decode(&f).unwrap();
+        assert_eq!((h.dimension, h.saved_at_ns, h.value_type), (3, 7, None));
+        assert_eq!(recs, vec![&b"x"[..]]);
     }
 
     #[test]
@@ -185,14 +256,14 @@ mod tests {
     #[test]
     fn future_version_is_named_as_such() {
         let mut f = file(&[]);
-        f[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let crc = crc32fast::hash(&f[..28]);
-        f[28..32].copy_from_slice(&crc.to_le_bytes());
+        f[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let crc = crc32fast::hash(&f[..48]);
+        f[48..52].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             decode(&f).unwrap_err(),
             Error::UnsupportedSnapshotVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         );
     }

@@ -1,13 +1,13 @@
 //! Writing and reading snapshots.
 
-use super::format::{self, Header};
+use super::format::{self, Header, ValueType};
 use crate::builder::CacheBuilder;
 use crate::cache::{Cache, Inner};
 use crate::clock::nanos;
 use crate::error::{Error, Result};
 use crate::key::{exact_key, normalize};
+use crate::liveness::Liveness;
 use crate::scope::Scope;
-use crate::store::Liveness;
 use crate::vector::validate::unit_vector;
 use bincode::error::DecodeError;
 use serde::de::DeserializeOwned;
@@ -32,6 +32,9 @@ pub struct SnapshotReport {
     pub expired: u64,
     /// Entries the loading configuration refused (prompt or value over its limits).
     pub refused: u64,
+    /// Records that repeated an earlier record's scope and prompt (load only; the later one
+    /// replaced the earlier, and `entries` counts the entry once).
+    pub duplicates: u64,
     /// Size of the snapshot in bytes.
     pub bytes: u64,
 }
@@ -71,10 +74,11 @@ pub(crate) fn write_snapshot<V: Serialize + Send + Sync + 'static, W: Write>(
     w.write_all(&format::encode_header(Header {
         dimension,
         saved_at_ns: now,
+        value_type: Some(ValueType::of::<V>(inner.config.snapshot_schema)),
     }))?;
     let mut crc = crc32fast::Hasher::new();
     let (mut count, mut payload_len) = (0u64, 0u64);
-    for (_, e) in inner.store.iter() {
+    for e in inner.entries.all() {
         if inner.liveness(&e, now) != Liveness::Live {
             continue;
         }
@@ -127,19 +131,31 @@ pub(crate) fn save_inner<V: Serialize + Send + Sync + 'static>(
         std::thread::current().id(),
         nanos(inner.config.clock.now())
     ));
-    let result = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
-        let report = write_snapshot(inner, &mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(report)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    // Removes the temporary file on every way out but success, a panic in a value's
+    // `Serialize` included.
+    struct TmpFile<'p> {
+        path: &'p Path,
+        keep: bool,
     }
-    result
+    impl Drop for TmpFile<'_> {
+        fn drop(&mut self) {
+            if !self.keep {
+                let _ = fs::remove_file(self.path);
+            }
+        }
+    }
+    let mut guard = TmpFile {
+        path: &tmp,
+        keep: false,
+    };
+    let mut w = BufWriter::new(File::create(&tmp)?);
+    let report = write_snapshot(inner, &mut w)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    guard.keep = true;
+    File::open(dir)?.sync_all()?;
+    Ok(report)
 }
 
 impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
@@ -173,6 +189,21 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
         // Verify everything before a cache exists: a cache built and then dropped on failure would
         // otherwise run its snapshot-on-drop over the very file that failed to load.
         let (header, raw) = format::decode(bytes)?;
+        if let Some(found) = header.value_type {
+            let expected = ValueType::of::<V>(self.snapshot_schema);
+            if found.name_md5 != expected.name_md5 {
+                return Err(Error::SnapshotValueType(format!(
+                    "the snapshot holds values of another type than {}",
+                    std::any::type_name::<V>()
+                )));
+            }
+            if found.schema != expected.schema {
+                return Err(Error::SnapshotValueType(format!(
+                    "the snapshot's schema version is {}, this cache's is {}",
+                    found.schema, expected.schema
+                )));
+            }
+        }
         let dimension = self.dimension;
         if header.dimension as usize != dimension {
             return Err(Error::DimensionMismatch {
@@ -191,8 +222,13 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
         };
         let now = cache.now();
         let cfg = &cache.inner.config;
+        let mut seen = std::collections::HashSet::new();
         for (rec, vector) in records {
-            if cfg.is_expired(rec.created_ns, rec.last_access_ns, now) {
+            // A time in the future (a clock set back, or a crafted file) would never expire:
+            // nothing loaded is younger than now.
+            let (created_ns, last_access_ns) =
+                (rec.created_ns.min(now), rec.last_access_ns.min(now));
+            if cfg.is_expired(created_ns, last_access_ns, now) {
                 report.expired += 1;
                 continue;
             }
@@ -202,7 +238,7 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
             }
             let scope = Scope::from_encoding(rec.scope);
             let key = exact_key(&scope, &rec.prompt);
-            let times = (rec.created_ns, rec.last_access_ns);
+            let times = (created_ns, last_access_ns);
             match cache.insert_entry(
                 &scope,
                 rec.prompt.into(),
@@ -212,7 +248,9 @@ impl<V: DeserializeOwned + Send + Sync + 'static> CacheBuilder<V> {
                 times,
                 false,
             ) {
-                Ok(_) => report.entries += 1,
+                // A repeated record replaces the one before it: count each entry once.
+                Ok(_) if seen.insert(key) => report.entries += 1,
+                Ok(_) => report.duplicates += 1,
                 Err(Error::ValueTooLarge { .. }) => report.refused += 1,
                 Err(e) => return Err(e),
             }

@@ -130,10 +130,28 @@ fn acronyms(words: &[Word<'_>]) -> Vec<String> {
     out
 }
 
+/// Words of one or two ASCII letters or digits, kept in their case: in code and command lines
+/// case is meaning (`ls -l` / `ls -L`, `cp -r` / `cp -R`, `git commit -m` / `-M`), while the
+/// lexical embedder and the rest of this guard fold it away. "I" and "a" are ordinary words.
+fn case_marked(w: &Word<'_>) -> bool {
+    (1..=2).contains(&w.text.len())
+        && w.text.bytes().all(|b| b.is_ascii_alphanumeric())
+        && w.text.bytes().any(|b| b.is_ascii_alphabetic())
+        && !matches!(w.text, "I" | "a" | "A")
+}
+
+/// Two-letter words that differ only by a capital first letter (`Is` / `is`, `Do` / `do`): the
+/// case of a sentence start or a title, not of code.
+fn title_case_pair(a: &str, b: &str) -> bool {
+    a.len() == 2 && a[1..] == b[1..] && a[1..].bytes().all(|c| c.is_ascii_lowercase())
+}
+
 /// What the entities guard compares on one side.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
     names: Vec<String>,
+    /// Short tokens in their own case (see [`case_marked`]).
+    cased: Vec<String>,
     /// Every word folded, and the acronyms of its capitalised runs, so names match across case,
     /// punctuation, plural and abbreviation.
     words: WordList,
@@ -143,7 +161,11 @@ impl Names {
     pub(crate) fn of(words: &[Word<'_>]) -> Names {
         let mut all = WordList::default();
         let mut names = Vec::new();
+        let mut cased = Vec::new();
         for w in words {
+            if case_marked(w) {
+                cased.push(w.text.to_string());
+            }
             let folded = fold(&w.lower);
             all.push(&folded);
             if is_name(w) && !folded.is_empty() {
@@ -153,7 +175,11 @@ impl Names {
         for acronym in acronyms(words) {
             all.push(&acronym);
         }
-        Names { names, words: all }
+        Names {
+            names,
+            cased,
+            words: all,
+        }
     }
 
     fn has_name_missing_from(&self, other: &Names) -> bool {
@@ -165,8 +191,23 @@ impl Names {
     /// Whether the two sides name different things: each names something the other does not
     /// mention at all. A name on one side only ("Who is the CEO of Microsoft?" / "Who runs
     /// Microsoft?") is not a conflict: the other side may just say less.
+    ///
+    /// A short token written in another case on the other side (`-L` against `-l`), and not in
+    /// its own case there too, is a conflict as well.
     pub(crate) fn conflict(&self, other: &Names) -> bool {
-        self.has_name_missing_from(other) && other.has_name_missing_from(self)
+        (self.has_name_missing_from(other) && other.has_name_missing_from(self))
+            || self.recased_in(other)
+            || other.recased_in(self)
+    }
+
+    fn recased_in(&self, other: &Names) -> bool {
+        self.cased.iter().any(|t| {
+            !other.cased.contains(t)
+                && other
+                    .cased
+                    .iter()
+                    .any(|u| u != t && u.eq_ignore_ascii_case(t) && !title_case_pair(t, u))
+        })
     }
 }
 
@@ -205,6 +246,20 @@ mod tests {
             "Why does my_func fail?",
             "Why does other_func fail?"
         ));
+    }
+
+    /// Found by a hostile driver: the lexical embedder folds case, so `ls -L` met `ls -l` at
+    /// similarity 1.0 and was served its answer.
+    #[test]
+    fn short_code_tokens_in_another_case_conflict() {
+        assert!(conflict("ls -L", "ls -l"));
+        assert!(conflict("cp -r src dst", "cp -R src dst"));
+        assert!(conflict("git commit -m", "git commit -M"));
+        assert!(!conflict("ls -l", "ls -l"));
+        assert!(!conflict("ls -l -L", "ls -L -l"));
+        assert!(!conflict("Is it a bug?", "is it A bug?"));
+        assert!(!conflict("ls -l", "list files with ls"));
+        assert!(conflict("Who runs IT here?", "Who runs it here?"));
     }
 
     #[test]

@@ -37,11 +37,14 @@ struct KnownPoints {
     seen: Vec<usize>,
 }
 
+/// Vectors a bulk build inserts between two checks that its cache still exists.
+const BUILD_CHUNK: usize = 2048;
+
 /// hnsw_rs never builds more layers than this.
 const MAX_LAYERS: usize = 16;
 
 impl HnswGraph {
-    /// `m` must be at most 256 (hnsw_rs exits the process above that); the builder validates it.
+    /// `m` must be at most 256 (hnsw_rs exits the process above that); the builder allows 2..=128.
     pub(crate) fn new(m: usize, ef_construction: usize, expected: usize) -> Self {
         debug_assert!((2..=256).contains(&m));
         HnswGraph {
@@ -50,13 +53,28 @@ impl HnswGraph {
         }
     }
 
-    /// Insert many vectors using all cores (rayon), for rebuilds.
-    pub(crate) fn insert_batch(&self, items: &[(&[f32], usize)]) -> bool {
-        let batch: Vec<(&[f32], usize)> = items.to_vec();
-        catch_unwind(AssertUnwindSafe(|| {
-            self.inner.parallel_insert_slice(&batch)
-        }))
-        .is_ok()
+    /// Insert many vectors using all cores (rayon), for rebuilds, a chunk at a time so that a
+    /// build whose cache is gone (`cancelled`) stops within one chunk instead of running on
+    /// for minutes on the shared thread pool. Whether every vector went in.
+    pub(crate) fn insert_batch(
+        &self,
+        items: &[(&[f32], usize)],
+        cancelled: &dyn Fn() -> bool,
+    ) -> bool {
+        for chunk in items.chunks(BUILD_CHUNK) {
+            if cancelled() {
+                return false;
+            }
+            let batch: Vec<(&[f32], usize)> = chunk.to_vec();
+            if catch_unwind(AssertUnwindSafe(|| {
+                self.inner.parallel_insert_slice(&batch)
+            }))
+            .is_err()
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 

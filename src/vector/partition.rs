@@ -131,7 +131,12 @@ impl Partition {
         let (live, mut end) = old.begin_copy();
         let graph = (live.len() > p.exact_scan_limit)
             .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
-        let fresh = Segment::build(live, graph);
+        // A retired partition (its scope purged, the cache cleared or dropped) stops building.
+        let retired = || self.retired.load(Ordering::Acquire);
+        let Some(fresh) = Segment::build(live, graph, &retired) else {
+            old.end_copy();
+            return false;
+        };
         // Catch up without blocking anyone until little is left, so the final catch-up under the
         // write lock (which lookups wait behind) is short even while writers keep inserting.
         for _ in 0..CATCH_UP_ROUNDS {

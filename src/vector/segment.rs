@@ -111,8 +111,13 @@ impl Segment {
         }
     }
 
-    /// A segment holding `live`, with a graph when `graph` is given (built here, in parallel).
-    pub(crate) fn build(live: Vec<LiveVector>, graph: Option<HnswGraph>) -> Self {
+    /// A segment holding `live`, with a graph when `graph` is given (built here, in parallel);
+    /// `None` if `cancelled` says the build is no longer wanted (its partition was retired).
+    pub(crate) fn build(
+        live: Vec<LiveVector>,
+        graph: Option<HnswGraph>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Option<Self> {
         let mut book = Book::default();
         for (i, lv) in live.iter().enumerate() {
             book.by_key.insert(lv.key, i as u32);
@@ -123,9 +128,12 @@ impl Segment {
                 .enumerate()
                 .map(|(i, lv)| (&*lv.vector, i))
                 .collect();
-            g.insert_batch(&items)
+            g.insert_batch(&items, cancelled)
                 .then(|| Box::new(g) as Box<dyn AnnGraph>)
         });
+        if cancelled() {
+            return None;
+        }
         book.slots = live
             .into_iter()
             .map(|lv| Slot {
@@ -136,7 +144,7 @@ impl Segment {
             .collect();
         let segment = Segment::with(book, graph);
         segment.freeze();
-        segment
+        Some(segment)
     }
 
     pub(crate) fn has_graph(&self) -> bool {
@@ -437,7 +445,12 @@ mod tests {
                 vector: v.clone(),
             })
             .collect();
-        Segment::build(live, Some(HnswGraph::new(16, 100, vectors.len() * 2)))
+        Segment::build(
+            live,
+            Some(HnswGraph::new(16, 100, vectors.len() * 2)),
+            &|| false,
+        )
+        .expect("not cancelled")
     }
 
     fn exact_best(vectors: &[Arc<[f32]>], q: &[f32], live: impl Fn(usize) -> bool) -> usize {

@@ -32,6 +32,7 @@ mod lifecycle;
 mod model;
 mod persist_crash;
 mod persistence;
+mod promises;
 mod rebuild;
 mod relevance;
 mod scopes;

@@ -228,9 +228,12 @@ fn every_truncation_and_every_bit_flip_is_an_error() {
 
 /// Fix the header checksum after editing the header, so only the edited field is wrong.
 fn reseal_header(b: &mut [u8]) {
-    let crc = snapshot_check::crc32(&b[..28]);
-    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    let crc = snapshot_check::crc32(&b[..48]);
+    b[48..52].copy_from_slice(&crc.to_le_bytes());
 }
+
+/// Where the records start: after the 52-byte header of format version 2.
+const PAYLOAD: usize = 52;
 
 #[test]
 fn hostile_headers_are_refused() {
@@ -250,7 +253,7 @@ fn hostile_headers_are_refused() {
         builder().build_from_snapshot_bytes(&future).unwrap_err(),
         Error::UnsupportedSnapshotVersion {
             found: 7,
-            supported: 1
+            supported: 2
         }
     );
 
@@ -270,11 +273,11 @@ fn hostile_headers_are_refused() {
     for (at, field) in [
         (n - 24, &u64::MAX.to_le_bytes()[..]),
         (n - 16, &u64::MAX.to_le_bytes()[..]),
-        (32, &u32::MAX.to_le_bytes()[..]),
+        (PAYLOAD, &u32::MAX.to_le_bytes()[..]),
     ] {
         let mut bad = good.clone();
         bad[at..at + field.len()].copy_from_slice(field);
-        let crc = snapshot_check::crc32(&bad[32..n - 24]);
+        let crc = snapshot_check::crc32(&bad[PAYLOAD..n - 24]);
         bad[n - 8..n - 4].copy_from_slice(&crc.to_le_bytes());
         assert!(
             matches!(
@@ -299,7 +302,7 @@ fn records_that_a_valid_save_cannot_write_are_corrupt() {
         .position(|w| w == 1.0f32.to_le_bytes())
         .expect("vector bytes present");
     f[pos..pos + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    let crc = snapshot_check::crc32(&f[32..n - 24]);
+    let crc = snapshot_check::crc32(&f[PAYLOAD..n - 24]);
     f[n - 8..n - 4].copy_from_slice(&crc.to_le_bytes());
     let err = Cache::<u8>::builder(2)
         .build_from_snapshot_bytes(&f)

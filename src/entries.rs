@@ -1,21 +1,21 @@
-//! Both tiers' read path to entries: every entry the store holds, by key, in sharded maps.
+//! The one owner of entry state: which entries exist, by key, in sharded maps that both tiers
+//! read.
 //!
-//! moka's `get` records each read in a buffer that the reading thread drains about once every
-//! 64 reads (BENCHMARKS.md measures `get` alone at 0.27 µs p50 but 7.6 µs p99 on 10k entries).
-//! Reading here costs one shard read lock instead, and the store still learns of each entry's
-//! use, sampled to at most one recorded read per entry per [`RECORD_EVERY`]: its recency order
-//! is then exact to 100 ms, which is ample for prompts that live minutes to hours, its frequency
-//! sketch still counts every entry in use, and its idle timer is fed often enough (see
-//! [`record_interval`]). The sampled reads are logged here and handed to the store in batches,
-//! off the lookup path: by inserts (which cost milliseconds anyway) and by the cache's read
-//! flusher, a thread started on the first logged read that hands over every log each half
-//! sampling interval and ends with the cache. So the store hears of a read within one and a half
-//! sampling intervals (at most 3/32 of the idle timeout), and a lookup does its bookkeeping only
-//! if a log fills up ([`LOG_BATCH`] reads) before the flusher comes round.
+//! An entry exists exactly while it is in this map. Everything else follows it: the eviction
+//! policy (moka, in [`crate::policy`]) only proposes which keys to drop and holds no entry, the
+//! vector slots are tombstoned by whoever removes an entry from here, aliases name an entry by key
+//! and insert sequence and answer only while that very entry is here and live. Removals take the
+//! entry out under the shard lock and hand it back, so the caller retires its vector slot and
+//! drops the user's value after the lock is released; entries the policy evicts wait in the
+//! graveyard until a call with no lock held drops them (a value's `Drop` may call the cache).
 //!
-//! The store stays the one source of truth: an entry enters this index inside the store's
-//! per-key insert, and leaves it from the store's removal listener (by `seq`, so removing a
-//! replaced entry never drops its successor).
+//! Reads are also logged here for the policy: moka's `get` records each read in a buffer that
+//! the reading thread drains about once every 64 reads (0.27 µs p50 but 7.6 µs p99 on 10k
+//! entries). Reading here costs one shard read lock instead, and the policy still learns of each
+//! entry's use, sampled to at most one recorded read per entry per [`RECORD_EVERY`]: its recency
+//! order is then exact to 100 ms, its frequency sketch still counts every entry in use, and its
+//! idle timer is fed often enough (see [`record_interval`]). The sampled reads are handed to the
+//! policy in batches, off the lookup path: by inserts and by the cache's read flusher thread.
 
 use crate::entry::Entry;
 use crate::key::Key;
@@ -23,6 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -34,11 +35,11 @@ const LOGS: usize = 16;
 /// Logged reads that fill a log; the lookup that fills one hands it over itself.
 pub(crate) const LOG_BATCH: usize = 1024;
 
-/// At most one read per entry per this interval is recorded in the store.
+/// At most one read per entry per this interval is recorded in the policy.
 pub(crate) const RECORD_EVERY: Duration = Duration::from_millis(100);
 
 /// The sampling interval for a cache whose idle timeout is `tti`: at most a sixteenth of it, so
-/// an entry in use is never idle-expired by the store for want of recorded reads.
+/// an entry in use is never idle-expired by the policy for want of recorded reads.
 pub(crate) fn record_interval(tti: Option<Duration>) -> u64 {
     let every = tti.map_or(RECORD_EVERY, |t| RECORD_EVERY.min(t / 16));
     every.as_nanos().min(u64::MAX as u128) as u64
@@ -46,24 +47,29 @@ pub(crate) fn record_interval(tti: Option<Duration>) -> u64 {
 
 type Shard<V> = RwLock<HashMap<Key, Arc<Entry<V>>, BuildHasherDefault<KeyHasher>>>;
 
-pub(crate) struct KeyIndex<V> {
+pub(crate) struct Entries<V> {
     shards: Box<[Shard<V>]>,
     logs: Box<[Mutex<Vec<Key>>]>,
     /// The log the next insert drains.
     next_log: AtomicUsize,
+    /// Entries removed where a lock may be held (the policy's listener), to drop later.
+    graveyard: Mutex<Vec<Arc<Entry<V>>>>,
+    buried: AtomicBool,
 }
 
-impl<V> KeyIndex<V> {
+impl<V> Entries<V> {
     pub(crate) fn new() -> Self {
-        KeyIndex {
+        Entries {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             logs: (0..LOGS).map(|_| Mutex::new(Vec::new())).collect(),
             next_log: AtomicUsize::new(0),
+            graveyard: Mutex::new(Vec::new()),
+            buried: AtomicBool::new(false),
         }
     }
 
-    /// Log a read of `key` for the store. Returns a full batch for the caller to hand over. A
-    /// read that finds its log busy is dropped: the store's own read buffer is lossy the same
+    /// Log a read of `key` for the policy. Returns a full batch for the caller to hand over. A
+    /// read that finds its log busy is dropped: moka's own read buffer is lossy the same
     /// way, and the next sampled read of the entry will be logged.
     pub(crate) fn log_read(&self, key: &Key) -> Option<Vec<Key>> {
         let mut log = self.logs[key[14] as usize % LOGS].try_lock()?;
@@ -80,7 +86,7 @@ impl<V> KeyIndex<V> {
             .unwrap_or_default()
     }
 
-    /// Every logged read (before the store's maintenance is run on demand).
+    /// Every logged read (before the policy's maintenance is run on demand).
     pub(crate) fn take_all_reads(&self) -> Vec<Key> {
         self.logs
             .iter()
@@ -96,28 +102,62 @@ impl<V> KeyIndex<V> {
         self.shard(key).read().get(key).cloned()
     }
 
-    pub(crate) fn insert(&self, key: Key, entry: Arc<Entry<V>>) {
-        self.shard(&key).write().insert(key, entry);
+    /// Put `entry` under `key`; the entry it replaces is handed back for the caller to retire
+    /// (and drop) once no lock is held.
+    #[must_use = "the replaced entry must be retired"]
+    pub(crate) fn insert(&self, key: Key, entry: Arc<Entry<V>>) -> Option<Arc<Entry<V>>> {
+        self.shard(&key).write().insert(key, entry)
     }
 
-    /// Remove `key` if it still maps to the entry with `seq`.
-    pub(crate) fn remove(&self, key: &Key, seq: u64) {
+    /// Take `key` out if it still maps to the entry with `seq` (a newer insert under the same key
+    /// is left alone). The caller retires the entry it gets.
+    #[must_use = "the removed entry must be retired"]
+    pub(crate) fn remove_if_seq(&self, key: &Key, seq: u64) -> Option<Arc<Entry<V>>> {
         let mut shard = self.shard(key).write();
         if shard.get(key).is_some_and(|e| e.seq == seq) {
-            shard.remove(key);
+            return shard.remove(key);
         }
+        None
     }
 
-    /// Drop every entry `keep` rejects (after `clear`, whose removals the store reports late).
-    pub(crate) fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
+    /// Take every entry out, shard by shard (`clear`). An insert that lands in a shard after it
+    /// was emptied stays: it overlapped the call.
+    pub(crate) fn drain(&self) -> Vec<Arc<Entry<V>>> {
+        let mut out = Vec::new();
         for shard in self.shards.iter() {
-            shard.write().retain(|_, e| keep(e));
+            out.extend(shard.write().drain().map(|(_, e)| e));
         }
+        out
     }
 
-    #[cfg(test)]
+    /// A reference to every entry, shard by shard (snapshots).
+    pub(crate) fn all(&self) -> Vec<Arc<Entry<V>>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.read().values().cloned());
+        }
+        out
+    }
+
+    /// How many entries exist.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Keep a removed entry to drop later, outside whatever lock the caller is under.
+    pub(crate) fn bury(&self, entry: Arc<Entry<V>>) {
+        self.graveyard.lock().push(entry);
+        self.buried.store(true, Ordering::Release);
+    }
+
+    /// Drop the buried entries. Call with no lock held: a value's `Drop` may call the cache.
+    pub(crate) fn release_graveyard(&self) {
+        if !self.buried.load(Ordering::Acquire) {
+            return;
+        }
+        self.buried.store(false, Ordering::Release);
+        let dead = std::mem::take(&mut *self.graveyard.lock());
+        drop(dead);
     }
 }
 
@@ -152,7 +192,7 @@ mod tests {
 
     #[test]
     fn read_logs_hand_over_when_full_or_asked() {
-        let index: KeyIndex<()> = KeyIndex::new();
+        let index: Entries<()> = Entries::new();
         let key = [7u8; 16];
         for _ in 1..LOG_BATCH {
             assert!(index.log_read(&key).is_none());

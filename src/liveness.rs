@@ -1,19 +1,53 @@
-//! The entry store (moka): the one source of truth for liveness, its removal listener, and the
-//! rules that decide whether an entry may still be served.
+//! Whether an entry may still be served (the one rule both tiers and snapshots apply), the read
+//! path that feeds the policy, and how an entry is retired: taken out of
+//! [`crate::entries::Entries`], counted, its vector slot tombstoned, its policy ticket dropped.
 
 use crate::cache::{Cache, Inner};
-use crate::config::{Capacity, Config};
-use crate::entry::{Entry, RemovalHint};
+use crate::entry::Entry;
 use crate::key::Key;
-use crate::key_index::KeyIndex;
 use crate::partitions::Partitions;
+use crate::policy::forget;
 use crate::stats::Counters;
-use moka::notification::RemovalCause;
-use moka::ops::compute::Op;
+use crate::vector::IndexParams;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-pub(crate) type Store<V> = moka::sync::Cache<Key, Arc<Entry<V>>>;
+/// Why an entry left the cache, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Past its TTL or TTI.
+    Expired,
+    /// Pushed out to stay within capacity.
+    Evicted,
+    /// `invalidate`, `invalidate_scope`, `clear`, or found dead after one of them.
+    Explicit,
+    /// A newer insert under the same key.
+    Replaced,
+}
+
+/// Count the removal and tombstone the entry's vector slot. Call once per entry: by whoever took
+/// it out of `Entries`.
+pub(crate) fn retire<V>(
+    e: &Entry<V>,
+    removal: Removal,
+    partitions: &Partitions,
+    params: &IndexParams,
+    counters: &Arc<Counters>,
+) {
+    let counter = match removal {
+        Removal::Expired => &counters.evicted_expired,
+        Removal::Evicted => &counters.evicted_size,
+        Removal::Explicit => &counters.evicted_explicit,
+        Removal::Replaced => &counters.evicted_replaced,
+    };
+    Counters::bump(counter);
+    if let Some(p) = e.partition.upgrade() {
+        p.remove(&e.key, e.seq);
+        if !p.is_retired() {
+            partitions.maintain(&e.scope, &p, params, counters);
+        }
+    }
+}
 
 /// Whether an entry may still be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +81,10 @@ impl<V: Send + Sync + 'static> Inner<V> {
         self.started.elapsed().as_nanos().min(u64::MAX as u128) as u64
     }
 
-    /// The entry under `key`, for serving: the read is logged for the store, sampled per entry.
+    /// The entry under `key`, for serving: the read is logged for the policy, sampled per entry.
     /// Also says whether a read was logged.
     pub(crate) fn read(&self, key: &Key) -> (Option<Arc<Entry<V>>>, bool) {
-        let Some(e) = self.keys.get(key) else {
+        let Some(e) = self.entries.get(key) else {
             return (None, false);
         };
         let now = self.real_ns();
@@ -59,17 +93,35 @@ impl<V: Send + Sync + 'static> Inner<V> {
             && e.last_recorded_ns
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok();
-        if sampled && let Some(batch) = self.keys.log_read(key) {
+        if sampled && let Some(batch) = self.entries.log_read(key) {
             self.record_reads(batch);
         }
         (Some(e), sampled)
     }
 
-    /// Tell the store of logged reads (each counts as a use of the entry).
+    /// Tell the policy of logged reads (each counts as a use of the entry).
     pub(crate) fn record_reads(&self, keys: Vec<Key>) {
         for key in keys {
-            let _ = self.store.get(&key);
+            let _ = self.policy.get(&key);
         }
+    }
+
+    /// Take out, retire and bury the entry under `key` if it is still insert `seq`; then drop its
+    /// policy ticket. Whether this call removed it.
+    pub(crate) fn remove_if_seq(&self, key: Key, seq: u64, removal: Removal) -> bool {
+        let Some(e) = self.entries.remove_if_seq(&key, seq) else {
+            return false;
+        };
+        retire(
+            &e,
+            removal,
+            &self.partitions,
+            &self.config.index,
+            &self.counters,
+        );
+        forget(&self.policy, key, seq);
+        self.entries.bury(e);
+        true
     }
 }
 
@@ -83,7 +135,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         entry
     }
 
-    /// A thread that hands logged reads to the store every half sampling interval, for as long
+    /// A thread that hands logged reads to the policy every half sampling interval, for as long
     /// as the cache lives. If none can be started, full logs are still handed over by lookups.
     fn start_flusher(&self) {
         if self
@@ -103,17 +155,21 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 loop {
                     std::thread::sleep(period);
                     let Some(inner) = weak.upgrade() else { return };
-                    inner.record_reads(inner.keys.take_all_reads());
+                    inner.record_reads(inner.entries.take_all_reads());
                 }
             });
     }
 
-    /// Whether an entry may be served now; touches it for TTI and reclaims it if it expired.
+    /// Whether an entry may be served now; touches it for TTI, and retires it if it expired or
+    /// died with its scope or a `clear` (it is buried: the caller may be inside a search).
     pub(crate) fn servable(&self, e: &Arc<Entry<V>>, now: u64) -> bool {
         match self.inner.liveness(e, now) {
-            Liveness::Dead => false,
+            Liveness::Dead => {
+                self.inner.remove_if_seq(e.key, e.seq, Removal::Explicit);
+                false
+            }
             Liveness::Expired => {
-                self.remove_if_seq(e.key, e.seq, RemovalHint::Expired);
+                self.inner.remove_if_seq(e.key, e.seq, Removal::Expired);
                 false
             }
             Liveness::Live => {
@@ -124,67 +180,4 @@ impl<V: Send + Sync + 'static> Cache<V> {
             }
         }
     }
-
-    pub(crate) fn remove_exact(&self, e: &Arc<Entry<V>>) -> bool {
-        self.remove_if_seq(e.key, e.seq, RemovalHint::None)
-    }
-
-    /// Remove `key` from the store only if it still holds the entry with `seq` (a newer insert
-    /// under the same key is left alone).
-    pub(crate) fn remove_if_seq(&self, key: Key, seq: u64, hint: RemovalHint) -> bool {
-        let mut removed = false;
-        self.inner
-            .store
-            .entry(key)
-            .and_compute_with(|cur| match cur {
-                Some(cur) if cur.value().seq == seq => {
-                    cur.value()
-                        .removal_hint
-                        .store(hint as u8, Ordering::Release);
-                    removed = true;
-                    Op::Remove
-                }
-                _ => Op::Nop,
-            });
-        removed
-    }
-}
-
-pub(crate) fn build_store<V: Send + Sync + 'static>(
-    config: &Config<V>,
-    counters: Arc<Counters>,
-    partitions: Arc<Partitions>,
-    keys: Arc<KeyIndex<V>>,
-) -> Store<V> {
-    let params = config.index;
-    let listener = move |key: Arc<Key>, e: Arc<Entry<V>>, cause: RemovalCause| {
-        keys.remove(&key, e.seq);
-        let counter = match (e.hint(), cause) {
-            (RemovalHint::Expired, _) | (_, RemovalCause::Expired) => &counters.evicted_expired,
-            (_, RemovalCause::Size) => &counters.evicted_size,
-            (_, RemovalCause::Replaced) => &counters.evicted_replaced,
-            (_, RemovalCause::Explicit) => &counters.evicted_explicit,
-        };
-        Counters::bump(counter);
-        if let Some(p) = e.partition.upgrade() {
-            p.remove(&e.key, e.seq);
-            if !p.is_retired() {
-                partitions.maintain(&e.scope, &p, &params, &counters);
-            }
-        }
-    };
-    let mut b = moka::sync::Cache::builder().eviction_listener(listener);
-    b = match config.capacity {
-        Capacity::Entries(n) => b.max_capacity(n),
-        Capacity::Bytes(n) => b
-            .max_capacity(n)
-            .weigher(|_k: &Key, e: &Arc<Entry<V>>| e.weight),
-    };
-    if let Some(ttl) = config.ttl {
-        b = b.time_to_live(ttl);
-    }
-    if let Some(tti) = config.tti {
-        b = b.time_to_idle(tti);
-    }
-    b.build()
 }

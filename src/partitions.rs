@@ -44,20 +44,25 @@ impl Partitions {
     }
 
     /// Remove and retire a scope's partition: every entry of it stops being servable at once.
+    /// It is retired before the shard lock is released, so a second purge of the scope that
+    /// finds the map empty cannot return while this partition's entries are still servable
+    /// (lock order: shard, then the partition's segment, as in `maintain`).
     pub(crate) fn remove(&self, scope: &Scope) -> Option<Arc<Partition>> {
-        let p = self.shard(scope).write().remove(scope)?;
+        let mut shard = self.shard(scope).write();
+        let p = shard.remove(scope)?;
         p.retire();
         Some(p)
     }
 
-    /// Remove and retire every partition.
+    /// Remove and retire every partition, each retired before its shard lock is released.
     pub(crate) fn drain(&self) -> Vec<Arc<Partition>> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
-            all.extend(shard.write().drain().map(|(_, p)| p));
-        }
-        for p in &all {
-            p.retire();
+            let mut shard = shard.write();
+            for (_, p) in shard.drain() {
+                p.retire();
+                all.push(p);
+            }
         }
         all
     }

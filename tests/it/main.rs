@@ -28,6 +28,7 @@ mod bert_embedder;
 mod calibration;
 mod concurrency;
 mod fuzz_corpus;
+mod history;
 mod lifecycle;
 mod model;
 mod persist_crash;

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod dev_data;
 pub mod dev_pairs;
 pub mod embeddings;
+pub mod history;
 pub mod latency;
 pub mod progress;
 pub mod stream;

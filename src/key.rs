@@ -1,7 +1,7 @@
 //! Prompt normalization and the exact-tier key.
 
 use crate::scope::Scope;
-use md5::{Digest, Md5};
+use md5::Digest;
 use std::borrow::Cow;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
@@ -25,7 +25,10 @@ pub(crate) type Key = [u8; 16];
 /// assert_eq!(normalize("Hello"), "Hello");
 /// ```
 pub fn normalize(prompt: &str) -> Cow<'_, str> {
-    // ASCII is always NFC; checking that is a fast vectorized scan.
+    // The common case, checked in one pass: ASCII (always NFC) with single inner spaces only.
+    if ascii_and_normal(prompt.as_bytes()) {
+        return Cow::Borrowed(prompt);
+    }
     let nfc: Cow<'_, str> = if prompt.is_ascii() {
         Cow::Borrowed(prompt)
     } else {
@@ -45,6 +48,38 @@ pub fn normalize(prompt: &str) -> Cow<'_, str> {
         out.push_str(word);
     }
     Cow::Owned(out)
+}
+
+/// Byte classes for [`ascii_and_normal`]: 0 other ASCII, 1 space, 2 other ASCII whitespace
+/// (`\t \n \x0b \x0c \r`, all of which Unicode also counts), 3 not ASCII.
+const CLASS: [u8; 256] = {
+    let mut c = [0u8; 256];
+    let mut i = 128;
+    while i < 256 {
+        c[i] = 3;
+        i += 1;
+    }
+    c[b' ' as usize] = 1;
+    c[b'\t' as usize] = 2;
+    c[b'\n' as usize] = 2;
+    c[0x0b] = 2;
+    c[0x0c] = 2;
+    c[b'\r' as usize] = 2;
+    c
+};
+
+/// True for ASCII text without leading, trailing or repeated spaces or other whitespace: the
+/// prompts that are already normal, in one pass (an exact hit pays for this on every lookup).
+fn ascii_and_normal(b: &[u8]) -> bool {
+    let mut prev_space = true; // a leading space is not normal
+    for &byte in b {
+        match CLASS[byte as usize] {
+            0 => prev_space = false,
+            1 if !prev_space => prev_space = true,
+            _ => return false,
+        }
+    }
+    !prev_space || b.is_empty()
 }
 
 /// True when the text has no leading/trailing whitespace and no whitespace other than single spaces.
@@ -74,11 +109,9 @@ fn is_whitespace_normal(s: &str) -> bool {
 /// The exact-tier key of an already normalized prompt in a scope.
 pub(crate) fn exact_key(scope: &Scope, normalized: &str) -> Key {
     // The full encoding, not its digest: two scopes whose digests collide (MD5 collisions can be
-    // made) must still not share keys, or one could evict the other's entries.
-    let encoding = scope.encoding();
-    let mut h = Md5::new();
-    h.update((encoding.len() as u64).to_le_bytes());
-    h.update(encoding);
+    // made) must still not share keys, or one could evict the other's entries. The scope keeps
+    // the hasher state after its encoding, so only the prompt is hashed here.
+    let mut h = scope.key_prefix().clone();
     h.update((normalized.len() as u64).to_le_bytes());
     h.update(normalized.as_bytes());
     h.finalize().into()
@@ -87,6 +120,7 @@ pub(crate) fn exact_key(scope: &Scope, normalized: &str) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use md5::Md5;
 
     #[test]
     fn whitespace_rules() {
@@ -98,6 +132,26 @@ mod tests {
         assert_eq!(normalize("a\x0bb\x0cc"), "a b c");
         assert_eq!(normalize("a\u{85}b"), "a b");
         assert!(matches!(normalize("a b"), Cow::Borrowed(_)));
+    }
+
+    /// The one-pass check agrees with the general rule on every short ASCII string of the
+    /// characters that matter.
+    #[test]
+    fn the_fast_check_agrees_with_the_general_rule() {
+        let alphabet = [b'a', b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c, b'.'];
+        let mut todo: Vec<Vec<u8>> = vec![vec![]];
+        while let Some(s) = todo.pop() {
+            let text = std::str::from_utf8(&s).unwrap();
+            assert_eq!(ascii_and_normal(&s), is_whitespace_normal(text), "{s:?}");
+            if s.len() < 5 {
+                for &c in &alphabet {
+                    let mut t = s.clone();
+                    t.push(c);
+                    todo.push(t);
+                }
+            }
+        }
+        assert!(!ascii_and_normal("café".as_bytes()));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct Scope(Arc<ScopeInner>);
 struct ScopeInner {
     digest: [u8; 16],
     encoding: Box<[u8]>,
+    /// MD5 after absorbing `u64 length ‖ encoding`: every exact key of the scope starts from it,
+    /// so keys cover the whole encoding (scopes whose digests collide never share keys) while a
+    /// lookup hashes only the prompt and the encoding's last partial block, however long the
+    /// system prompt or parameters in it are.
+    key_prefix: Md5,
 }
 
 const TAG_TENANT: u8 = 1;
@@ -115,10 +120,19 @@ impl Scope {
     /// ```
     pub fn from_encoding(encoding: Vec<u8>) -> Scope {
         let digest: [u8; 16] = Md5::digest(&encoding).into();
+        let mut key_prefix = Md5::new();
+        key_prefix.update((encoding.len() as u64).to_le_bytes());
+        key_prefix.update(&encoding);
         Scope(Arc::new(ScopeInner {
             digest,
             encoding: encoding.into_boxed_slice(),
+            key_prefix,
         }))
+    }
+
+    /// The exact-key hasher state after this scope's encoding (see `key::exact_key`).
+    pub(crate) fn key_prefix(&self) -> &Md5 {
+        &self.0.key_prefix
     }
 }
 

@@ -328,6 +328,7 @@ mod tests {
                 Op::Lookup {
                     scope: 0,
                     hit: Some(7),
+                    tier: "exact",
                 },
             ),
         ];
@@ -355,6 +356,7 @@ mod tests {
                 Op::Lookup {
                     scope: 0,
                     hit: Some(7),
+                    tier: "exact",
                 },
             ),
             ev(
@@ -363,6 +365,7 @@ mod tests {
                 Op::Lookup {
                     scope: 0,
                     hit: None,
+                    tier: "exact",
                 },
             ),
         ];
@@ -386,6 +389,7 @@ mod tests {
                 Op::Lookup {
                     scope: 0,
                     hit: Some(7),
+                    tier: "exact",
                 },
             ),
             ev(
@@ -394,6 +398,7 @@ mod tests {
                 Op::Lookup {
                     scope: 1,
                     hit: Some(8),
+                    tier: "exact",
                 },
             ),
             ev(
@@ -402,6 +407,7 @@ mod tests {
                 Op::Lookup {
                     scope: 1,
                     hit: Some(10),
+                    tier: "exact",
                 },
             ),
             ev(
@@ -426,6 +432,7 @@ mod tests {
                 Op::Lookup {
                     scope: 1,
                     hit: Some(7),
+                    tier: "exact",
                 },
             ),
             ev(25, 26, Op::InvalidateScope { scope: 1 }),
@@ -435,6 +442,7 @@ mod tests {
                 Op::Lookup {
                     scope: 1,
                     hit: Some(11),
+                    tier: "exact",
                 },
             ),
             ev(
@@ -452,6 +460,7 @@ mod tests {
                 Op::Lookup {
                     scope: 2,
                     hit: Some(12),
+                    tier: "exact",
                 },
             ),
             ev(
@@ -460,6 +469,7 @@ mod tests {
                 Op::Lookup {
                     scope: 3,
                     hit: Some(13),
+                    tier: "exact",
                 },
             ),
             ev(

@@ -6,6 +6,12 @@
 //!
 //! With few scopes each holds thousands of entries, so graphs are built, churned and compacted.
 //! The table (one row every `--every` seconds) goes to stdout; stage lines go to stderr.
+//!
+//! `--history` runs the concurrent history checker instead (`paracache_tools::history`): the
+//! threads log every call between two tickets for `--every` seconds, then every hit of that
+//! window is judged against the log (no stale, foreign or phantom answer), the log is dropped,
+//! and the next window starts on the same cache; a row per window gives RSS, calls, hits judged
+//! and violations. It exits non-zero if any window had a violation.
 
 use clap::Parser;
 use paracache::{Cache, Scope};
@@ -37,6 +43,9 @@ struct Args {
     /// The cache's entry capacity.
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     capacity: u64,
+    /// Check every hit against the history of calls instead of churning (see above).
+    #[arg(long)]
+    history: bool,
 }
 
 /// Resident set size in MiB, from /proc (Linux); 0 elsewhere.
@@ -60,8 +69,82 @@ fn vector(s: usize, p: usize, jitter: f32, rng: &mut StdRng) -> Vec<f32> {
         .collect()
 }
 
+/// `--history`: windows of logged calls, each judged by the history checker.
+fn history_soak(args: &Args) -> bool {
+    use paracache_tools::history::{Workload, check, run_thread};
+    let w = Workload {
+        scopes: args.scopes.min(u64::from(u16::MAX)) as u16,
+        prompts: 64,
+        dim: 32,
+    };
+    let cache: Cache<u64> = Cache::builder(w.dim)
+        .max_entries(args.capacity)
+        .threshold(0.95)
+        .exact_scan_limit(64)
+        .build()
+        .expect("valid configuration");
+    println!(
+        "soak --history: {} threads, {} s, windows of {} s, capacity {}, {} scopes x {} prompts, {}-d",
+        args.threads, args.seconds, args.every, args.capacity, w.scopes, w.prompts, w.dim
+    );
+    println!(
+        "{:>6} {:>9} {:>12} {:>12} {:>11} {:>10}",
+        "t_s", "rss_mib", "calls", "hits_judged", "violations", "entries"
+    );
+    let start = Instant::now();
+    let mut total_violations = 0usize;
+    // One ticket counter for the whole run; each window's threads get fresh ids, so values stay
+    // unique across windows. A window judges only its own calls, so it starts from an empty
+    // cache: anything an earlier window stored and this one serves is a violation.
+    let clock = AtomicU64::new(0);
+    let mut window = 0u64;
+    while start.elapsed().as_secs() < args.seconds {
+        cache.clear();
+        let stop = AtomicBool::new(false);
+        let logs: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..args.threads)
+                .map(|t| {
+                    let (cache, clock, stop) = (&cache, &clock, &stop);
+                    let id = window * args.threads + t;
+                    s.spawn(move || run_thread(cache, w, id, clock, stop))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_secs(args.every));
+            stop.store(true, Ordering::Relaxed);
+            workers
+                .into_iter()
+                .map(|h| h.join().expect("a worker panicked"))
+                .collect()
+        });
+        let events: Vec<_> = logs.into_iter().flatten().collect();
+        let (checked, violations) = check(&events);
+        for v in violations.iter().take(5) {
+            eprintln!("violation: {}", v.what);
+        }
+        total_violations += violations.len();
+        window += 1;
+        println!(
+            "{:>6} {:>9.1} {:>12} {:>12} {:>11} {:>10}",
+            start.elapsed().as_secs(),
+            rss_mib(),
+            checked.events,
+            checked.hits,
+            violations.len(),
+            cache.stats().entries
+        );
+    }
+    println!("done: {total_violations} violations; {:?}", cache.stats());
+    total_violations == 0
+}
+
 fn main() {
     let args = Args::parse();
+    if args.history {
+        if !history_soak(&args) {
+            std::process::exit(1);
+        }
+        return;
+    }
     let (threads, seconds, every) = (args.threads as usize, args.seconds, args.every);
     let (n_scopes, capacity) = (args.scopes as usize, args.capacity);
     let cache: Cache<(u32, u32)> = Cache::builder(DIM)

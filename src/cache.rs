@@ -56,7 +56,7 @@ pub(crate) struct Inner<V> {
     pub(crate) entries: Arc<Entries<V>>,
     /// Which keys to drop for capacity and TTL/TTI (moka, one ticket per entry).
     pub(crate) policy: Policy,
-    /// Real time origin for sampling which reads are recorded in `store`.
+    /// Real time origin for sampling which reads are recorded in the policy.
     pub(crate) started: Instant,
     pub(crate) record_every_ns: u64,
     pub(crate) flusher_started: AtomicBool,
@@ -514,8 +514,9 @@ impl<V: Send + Sync + 'static> Cache<V> {
             .snapshot(self.inner.entries.len() as u64, live, dead)
     }
 
-    /// Run the store's pending maintenance now (evictions, expirations, removal notifications), so
-    /// that `stats()` and index counts are exact. The store does this by itself as it is used.
+    /// Run the eviction policy's pending maintenance now (evictions and expirations it has
+    /// decided), so that `stats()` and index counts are exact. The policy does this by itself as
+    /// the cache is used.
     ///
     /// ```
     /// let c = paracache::Cache::<u8>::builder(1).build().unwrap();
@@ -641,7 +642,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             .min(u32::MAX as u64) as u32;
         let epoch = inner.epoch.load(Ordering::Acquire);
         let seq = inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        // The vector goes in before the store entry: the store's removal listener must find it.
+        // The vector goes in before the entry: whoever retires the entry must find its slot.
         let (partition, generation) = loop {
             let p = inner.partitions.get_or_create(scope);
             if let Some(generation) = p.insert(key, seq, vector.clone()) {

@@ -23,6 +23,6 @@ pub(crate) struct Entry<V> {
     pub(crate) partition: Weak<Partition>,
     pub(crate) created_ns: u64,
     pub(crate) last_access_ns: AtomicU64,
-    /// When a read of this entry was last recorded in the store (real ns since cache start).
+    /// When a read of this entry was last recorded in the policy (real ns since cache start).
     pub(crate) last_recorded_ns: AtomicU64,
 }

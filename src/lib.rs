@@ -97,6 +97,7 @@ mod policy;
 mod relevance;
 mod scope;
 mod stats;
+mod sync;
 mod tier;
 mod tiers;
 mod vector;

@@ -3,9 +3,9 @@
 
 use crate::scope::Scope;
 use crate::stats::Counters;
+use crate::sync::RwLock;
 use crate::vector::IndexParams;
 use crate::vector::partition::{Partition, Rebuild};
-use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -152,5 +152,99 @@ fn spawn_rebuild(p: Arc<Partition>, params: IndexParams, counters: Arc<Counters>
         && p.rebuild(&params)
     {
         Counters::bump(&counters.rebuilds);
+    }
+}
+
+/// The scope map under shuttle's scheduler, which tries thousands of interleavings of these
+/// threads. Run with `RUSTFLAGS="--cfg shuttle" cargo test --release --lib shuttle`.
+#[cfg(all(test, shuttle))]
+mod shuttle_checks {
+    use super::*;
+    use shuttle::sync::Mutex;
+    use shuttle::thread;
+
+    /// The history checker found a purge that returned while a second, overlapping purge of the
+    /// same scope had taken the partition out of the map but not yet retired it, so lookups
+    /// after the first purge still saw its entries. When a purge returns, every partition that
+    /// an insert had gone into before the purge began is either still the scope's or retired.
+    #[test]
+    fn a_returned_purge_leaves_no_live_partition_outside_the_map() {
+        shuttle::check_random(
+            || {
+                let parts = Arc::new(Partitions::new());
+                let scope = Scope::named("s");
+                let inserted: Arc<Mutex<Vec<Arc<Partition>>>> = Arc::default();
+                let writer = {
+                    let (parts, scope, inserted) = (parts.clone(), scope.clone(), inserted.clone());
+                    thread::spawn(move || {
+                        for seq in 0..2u64 {
+                            // As `Cache::insert_entry` does: retry until a partition takes it.
+                            let p = loop {
+                                let p = parts.get_or_create(&scope);
+                                if p.insert([seq as u8; 16], seq, Arc::from(vec![1.0f32]))
+                                    .is_some()
+                                {
+                                    break p;
+                                }
+                            };
+                            inserted.lock().unwrap().push(p);
+                        }
+                    })
+                };
+                let purgers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (parts, scope, inserted) =
+                            (parts.clone(), scope.clone(), inserted.clone());
+                        thread::spawn(move || {
+                            let before = inserted.lock().unwrap().clone();
+                            parts.remove(&scope);
+                            let current = parts.get(&scope);
+                            for p in &before {
+                                let in_map = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, p));
+                                assert!(
+                                    in_map || p.is_retired(),
+                                    "a purge returned while a partition outside the map was live"
+                                );
+                            }
+                        })
+                    })
+                    .collect();
+                writer.join().unwrap();
+                for p in purgers {
+                    p.join().unwrap();
+                }
+            },
+            20_000,
+        );
+    }
+
+    /// An insert into a partition that is being retired either fails (the caller retries on the
+    /// scope's next partition) or gets a generation the retirement then outdates: no entry can
+    /// outlive its partition's retirement as servable.
+    #[test]
+    fn no_insert_survives_its_partitions_retirement() {
+        shuttle::check_random(
+            || {
+                let p = Arc::new(Partition::new());
+                let got = {
+                    let p = p.clone();
+                    thread::spawn(move || p.insert([1; 16], 1, Arc::from(vec![1.0f32])))
+                };
+                let retirer = {
+                    let p = p.clone();
+                    thread::spawn(move || p.retire())
+                };
+                let got = got.join().unwrap();
+                retirer.join().unwrap();
+                if let Some(generation) = got {
+                    let now = p.state.generation.load(std::sync::atomic::Ordering::SeqCst);
+                    assert_ne!(
+                        generation, now,
+                        "an entry of a retired partition is still current"
+                    );
+                }
+            },
+            20_000,
+        );
     }
 }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Every lookup counts exactly once as an exact hit, a semantic hit or a miss, so
 /// `exact_hits + semantic_hits + misses` is the number of lookups (including the lookups inside
 /// `get_or_insert_with`). `entries` and the index counts are read when `stats()` is called;
-/// the store updates its entry count in the background, so it can lag a moment behind.
+/// evictions and expirations the policy has decided may wait for its maintenance, which
+/// [`Cache::run_pending_tasks`](crate::Cache::run_pending_tasks) runs at once.
 ///
 /// ```
 /// use paracache::{Cache, Scope};
@@ -47,7 +48,7 @@ pub struct Stats {
     pub embed_calls: u64,
     /// Calls made to the compute function of `get_or_insert_with*`.
     pub compute_calls: u64,
-    /// Entries in the store.
+    /// Entries that exist (servable unless expired or dead and not yet retired).
     pub entries: u64,
     /// Vectors in the semantic index whose entry is live.
     pub index_live: u64,

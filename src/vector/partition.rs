@@ -3,15 +3,15 @@
 //! then swap.
 //!
 //! Lock order: `Partition::segment` before the segment's book. Neither is ever held while the
-//! entry store or user code is called.
+//! eviction policy or user code is called.
 
 use super::IndexParams;
 use super::hnsw_graph::HnswGraph;
 use super::segment::{LiveVector, Segment};
 use crate::key::Key;
-use parking_lot::RwLock;
+use crate::sync::{AtomicBool, AtomicU64, RwLock};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Per-scope validity shared with every entry of the scope: bumping the generation kills them all
 /// at once, in both tiers, before their memory is reclaimed.

@@ -49,6 +49,9 @@ pub trait Embedder: Send + Sync {
     /// let s = Scope::builder().embedder(&e).build();
     /// cache.get_or_insert_with(&s, "What is Rust?", e.embed_fn(), || Ok::<_, std::io::Error>(1))?;
     /// assert!(cache.lookup(&s, "What is Rust?", e.embed_fn())?.is_hit());
+    /// // Behind a shared pointer too, as a gateway holds its model.
+    /// let shared: std::sync::Arc<dyn Embedder> = std::sync::Arc::new(HashEmbedder::new(64));
+    /// assert!(cache.lookup(&s, "What is Rust?", shared.embed_fn())?.is_hit());
     /// # Ok::<(), paracache::Error>(())
     /// ```
     fn embed_fn(&self) -> impl Fn(&str) -> Result<Vec<f32>, BoxError> + Copy + '_
@@ -88,32 +91,25 @@ where
     type Error = E;
 }
 
-impl<T: Embedder + ?Sized> Embedder for &T {
-    fn model_id(&self) -> &str {
-        (**self).model_id()
-    }
-    fn dimension(&self) -> usize {
-        (**self).dimension()
-    }
-    fn embed(&self, text: &str) -> Result<Vec<f32>, BoxError> {
-        (**self).embed(text)
-    }
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
-        (**self).embed_batch(texts)
-    }
+/// An embedder behind a reference or a shared pointer is an embedder (a gateway keeps an
+/// `Arc<dyn Embedder>`).
+macro_rules! forward_embedder {
+    ($($pointer:ty),*) => {$(
+        impl<T: Embedder + ?Sized> Embedder for $pointer {
+            fn model_id(&self) -> &str {
+                (**self).model_id()
+            }
+            fn dimension(&self) -> usize {
+                (**self).dimension()
+            }
+            fn embed(&self, text: &str) -> Result<Vec<f32>, BoxError> {
+                (**self).embed(text)
+            }
+            fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
+                (**self).embed_batch(texts)
+            }
+        }
+    )*};
 }
 
-impl<T: Embedder + ?Sized> Embedder for std::sync::Arc<T> {
-    fn model_id(&self) -> &str {
-        (**self).model_id()
-    }
-    fn dimension(&self) -> usize {
-        (**self).dimension()
-    }
-    fn embed(&self, text: &str) -> Result<Vec<f32>, BoxError> {
-        (**self).embed(text)
-    }
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
-        (**self).embed_batch(texts)
-    }
-}
+forward_embedder!(&T, std::sync::Arc<T>, Box<T>);

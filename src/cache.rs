@@ -342,10 +342,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         embedding: Vec<f32>,
         value: V,
     ) -> Result<Hit<V>> {
-        let text = self.check_prompt(prompt)?;
-        let vector = unit_vector(&embedding, self.inner.config.dimension)?;
-        let key = exact_key(scope, &text);
-        self.insert_checked(scope, text.into(), key, vector, value)
+        self.insert_aged(scope, prompt, embedding, value, Duration::ZERO)
     }
 
     /// Insert the answer for a prompt that just missed, reusing the miss's normalized prompt, key
@@ -398,18 +395,29 @@ impl<V: Send + Sync + 'static> Cache<V> {
         value: V,
         age: Duration,
     ) -> Result<Hit<V>> {
+        let hit = self.insert_aged(scope, prompt, embedding, value, age)?;
+        Ok(Hit {
+            source: Source::Shared,
+            ..hit
+        })
+    }
+
+    /// Validate, then insert an entry created `age` ago (`insert` is age zero).
+    fn insert_aged(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embedding: Vec<f32>,
+        value: V,
+        age: Duration,
+    ) -> Result<Hit<V>> {
         let text = self.check_prompt(prompt)?;
         let vector = unit_vector(&embedding, self.inner.config.dimension)?;
         let key = exact_key(scope, &text);
         let now = self.now();
         let age_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
         let created = now.saturating_sub(age_ns);
-        let hit =
-            self.insert_entry(scope, text.into(), key, vector, value, (created, now), true)?;
-        Ok(Hit {
-            source: Source::Shared,
-            ..hit
-        })
+        self.insert_entry(scope, text.into(), key, vector, value, (created, now), true)
     }
 
     /// Remove the entry for `prompt` in `scope`. Returns whether one was removed. Once this returns,
@@ -483,13 +491,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         // in one of them only (which is what moka's `invalidate_all` would allow).
         let dead = inner.entries.drain();
         for e in &dead {
-            crate::liveness::retire(
-                e,
-                Removal::Explicit,
-                &inner.partitions,
-                &inner.config.index,
-                &inner.counters,
-            );
+            inner.retire(e, Removal::Explicit);
             forget(&inner.policy, e.key, e.seq);
         }
         drop(dead);
@@ -674,13 +676,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             Op::Put(Ticket { seq, weight })
         });
         if let Some(old) = replaced {
-            crate::liveness::retire(
-                &old,
-                Removal::Replaced,
-                &inner.partitions,
-                &inner.config.index,
-                &inner.counters,
-            );
+            inner.retire(&old, Removal::Replaced);
             drop(old);
         }
         inner.record_reads(inner.entries.take_reads());

@@ -64,8 +64,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
                     // Called from inside the compute it would wait for: compute, unshared.
                     Counters::bump(&self.inner.counters.compute_calls);
                     let value = compute().await.map_err(Error::compute)?;
-                    let p = pending;
-                    return self.insert_checked(p.scope, p.text, p.key, p.vector, value);
+                    let Pending {
+                        scope,
+                        text,
+                        key,
+                        vector,
+                        ..
+                    } = pending;
+                    return self.insert_checked(scope, text, key, vector, value);
                 }
             }
         };

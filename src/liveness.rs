@@ -112,16 +112,21 @@ impl<V: Send + Sync + 'static> Inner<V> {
         let Some(e) = self.entries.remove_if_seq(&key, seq) else {
             return false;
         };
+        self.retire(&e, removal);
+        forget(&self.policy, key, seq);
+        self.entries.bury(e);
+        true
+    }
+
+    /// [`retire`] with this cache's partitions, index parameters and counters.
+    pub(crate) fn retire(&self, e: &Entry<V>, removal: Removal) {
         retire(
-            &e,
+            e,
             removal,
             &self.partitions,
             &self.config.index,
             &self.counters,
         );
-        forget(&self.policy, key, seq);
-        self.entries.bury(e);
-        true
     }
 }
 

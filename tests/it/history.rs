@@ -4,8 +4,8 @@
 //! the soak runs the same check for as long as it is given (`soak --history`).
 
 use paracache::Cache;
-use paracache_tools::history::{Workload, check, run_thread};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use paracache_tools::history::{Workload, check, run_for};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 fn run(capacity: u64, threads: u64, for_: Duration) {
@@ -20,19 +20,7 @@ fn run(capacity: u64, threads: u64, for_: Duration) {
         .exact_scan_limit(16)
         .build()
         .unwrap();
-    let (clock, stop) = (AtomicU64::new(0), AtomicBool::new(false));
-    let logs: Vec<_> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let (cache, clock, stop) = (&cache, &clock, &stop);
-                s.spawn(move || run_thread(cache, w, t, clock, stop))
-            })
-            .collect();
-        std::thread::sleep(for_);
-        stop.store(true, Ordering::Relaxed);
-        workers.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let events: Vec<_> = logs.into_iter().flatten().collect();
+    let events = run_for(&cache, w, threads, 0, &AtomicU64::new(0), for_);
     let (checked, violations) = check(&events);
     assert!(
         violations.is_empty(),

@@ -439,14 +439,13 @@ fn reseal(f: &mut [u8], count: u64) {
     };
     let n = f.len();
     let payload = &f[header..n - 24];
-    let (len, crc) = (payload.len() as u64, crc32(payload));
+    let (len, crc) = (
+        payload.len() as u64,
+        crate::fuzz_checks::snapshot::crc32(payload),
+    );
     f[n - 24..n - 16].copy_from_slice(&count.to_le_bytes());
     f[n - 16..n - 8].copy_from_slice(&len.to_le_bytes());
     f[n - 8..n - 4].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn crc32(b: &[u8]) -> u32 {
-    crate::fuzz_checks::snapshot::crc32(b)
 }
 
 /// A snapshot that repeats a record loaded one entry but reported two.

@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Where a prompt lives: (scope index, prompt index).
 pub type Slot = (u16, u16);
@@ -302,6 +303,34 @@ pub fn run_thread(
     log
 }
 
+/// Run `threads` threads of [`run_thread`] on `cache` for `duration` and return all their
+/// events. Thread ids (and so values) start at `first_id`; tickets come from `clock`, which a
+/// caller running several windows keeps across them.
+pub fn run_for(
+    cache: &Cache<u64>,
+    w: Workload,
+    threads: u64,
+    first_id: u64,
+    clock: &AtomicU64,
+    duration: Duration,
+) -> Vec<Event> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let stop = &stop;
+                s.spawn(move || run_thread(cache, w, first_id + t, clock, stop))
+            })
+            .collect();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("a history worker panicked"))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,27 +339,29 @@ mod tests {
         Event { start, end, op }
     }
 
+    fn insert(start: u64, end: u64, slot: Slot, value: u64) -> Event {
+        ev(start, end, Op::Insert { slot, value })
+    }
+
+    fn hit(start: u64, end: u64, scope: u16, value: u64) -> Event {
+        let hit = Some(value);
+        ev(
+            start,
+            end,
+            Op::Lookup {
+                scope,
+                hit,
+                tier: "exact",
+            },
+        )
+    }
+
     #[test]
     fn a_hit_after_a_returned_invalidate_is_stale() {
         let log = [
-            ev(
-                1,
-                2,
-                Op::Insert {
-                    slot: (0, 0),
-                    value: 7,
-                },
-            ),
+            insert(1, 2, (0, 0), 7),
             ev(3, 4, Op::Invalidate { slot: (0, 0) }),
-            ev(
-                5,
-                6,
-                Op::Lookup {
-                    scope: 0,
-                    hit: Some(7),
-                    tier: "exact",
-                },
-            ),
+            hit(5, 6, 0, 7),
         ];
         let (checked, v) = check(&log);
         assert_eq!(checked.hits, 1);
@@ -341,31 +372,16 @@ mod tests {
     #[test]
     fn overlapping_calls_may_go_either_way() {
         let log = [
-            ev(
-                1,
-                2,
-                Op::Insert {
-                    slot: (0, 0),
-                    value: 7,
-                },
-            ),
+            insert(1, 2, (0, 0), 7),
             ev(3, 6, Op::Invalidate { slot: (0, 0) }),
-            ev(
-                4,
-                5,
-                Op::Lookup {
-                    scope: 0,
-                    hit: Some(7),
-                    tier: "exact",
-                },
-            ),
+            hit(4, 5, 0, 7),
             ev(
                 7,
                 9,
                 Op::Lookup {
                     scope: 0,
                     hit: None,
-                    tier: "exact",
+                    tier: "miss",
                 },
             ),
         ];
@@ -375,111 +391,20 @@ mod tests {
     #[test]
     fn foreign_phantom_unknown_and_killed_by_purge_clear_or_replace() {
         let log = [
-            ev(
-                1,
-                2,
-                Op::Insert {
-                    slot: (1, 0),
-                    value: 7,
-                },
-            ),
-            ev(
-                3,
-                4,
-                Op::Lookup {
-                    scope: 0,
-                    hit: Some(7),
-                    tier: "exact",
-                },
-            ),
-            ev(
-                5,
-                6,
-                Op::Lookup {
-                    scope: 1,
-                    hit: Some(8),
-                    tier: "exact",
-                },
-            ),
-            ev(
-                7,
-                9,
-                Op::Lookup {
-                    scope: 1,
-                    hit: Some(10),
-                    tier: "exact",
-                },
-            ),
-            ev(
-                8,
-                20,
-                Op::Insert {
-                    slot: (1, 1),
-                    value: 10,
-                },
-            ),
-            ev(
-                21,
-                22,
-                Op::Insert {
-                    slot: (1, 0),
-                    value: 11,
-                },
-            ),
-            ev(
-                23,
-                24,
-                Op::Lookup {
-                    scope: 1,
-                    hit: Some(7),
-                    tier: "exact",
-                },
-            ),
+            insert(1, 2, (1, 0), 7),
+            hit(3, 4, 0, 7),
+            hit(5, 6, 1, 8),
+            hit(7, 9, 1, 10),
+            insert(8, 20, (1, 1), 10),
+            insert(21, 22, (1, 0), 11),
+            hit(23, 24, 1, 7),
             ev(25, 26, Op::InvalidateScope { scope: 1 }),
-            ev(
-                27,
-                28,
-                Op::Lookup {
-                    scope: 1,
-                    hit: Some(11),
-                    tier: "exact",
-                },
-            ),
-            ev(
-                29,
-                30,
-                Op::Insert {
-                    slot: (2, 0),
-                    value: 12,
-                },
-            ),
+            hit(27, 28, 1, 11),
+            insert(29, 30, (2, 0), 12),
             ev(31, 32, Op::Clear),
-            ev(
-                33,
-                34,
-                Op::Lookup {
-                    scope: 2,
-                    hit: Some(12),
-                    tier: "exact",
-                },
-            ),
-            ev(
-                40,
-                41,
-                Op::Lookup {
-                    scope: 3,
-                    hit: Some(13),
-                    tier: "exact",
-                },
-            ),
-            ev(
-                42,
-                43,
-                Op::Insert {
-                    slot: (3, 0),
-                    value: 13,
-                },
-            ),
+            hit(33, 34, 2, 12),
+            hit(40, 41, 3, 13),
+            insert(42, 43, (3, 0), 13),
         ];
         let (checked, v) = check(&log);
         assert_eq!(checked.hits, 7);

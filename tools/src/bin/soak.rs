@@ -71,7 +71,7 @@ fn vector(s: usize, p: usize, jitter: f32, rng: &mut StdRng) -> Vec<f32> {
 
 /// `--history`: windows of logged calls, each judged by the history checker.
 fn history_soak(args: &Args) -> bool {
-    use paracache_tools::history::{Workload, check, run_thread};
+    use paracache_tools::history::{Workload, check, run_for};
     let w = Workload {
         scopes: args.scopes.min(u64::from(u16::MAX)) as u16,
         prompts: 64,
@@ -100,23 +100,14 @@ fn history_soak(args: &Args) -> bool {
     let mut window = 0u64;
     while start.elapsed().as_secs() < args.seconds {
         cache.clear();
-        let stop = AtomicBool::new(false);
-        let logs: Vec<_> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..args.threads)
-                .map(|t| {
-                    let (cache, clock, stop) = (&cache, &clock, &stop);
-                    let id = window * args.threads + t;
-                    s.spawn(move || run_thread(cache, w, id, clock, stop))
-                })
-                .collect();
-            std::thread::sleep(Duration::from_secs(args.every));
-            stop.store(true, Ordering::Relaxed);
-            workers
-                .into_iter()
-                .map(|h| h.join().expect("a worker panicked"))
-                .collect()
-        });
-        let events: Vec<_> = logs.into_iter().flatten().collect();
+        let events = run_for(
+            &cache,
+            w,
+            args.threads,
+            window * args.threads,
+            &clock,
+            Duration::from_secs(args.every),
+        );
         let (checked, violations) = check(&events);
         // RSS of the cache, not of this window's log.
         drop(events);

@@ -224,8 +224,13 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         self
     }
 
-    /// Build graphs on a background thread (default) or inline in the call that triggered them
-    /// (deterministic; for tests).
+    /// Build graphs, and add inserted vectors to them, on background threads (default), or
+    /// inline in the call that triggered them (deterministic; for tests).
+    ///
+    /// In the background, an `insert` into a graph partition costs a slot append: the vector is
+    /// found by an exact scan of the not-yet-indexed tail until an indexer thread links it into
+    /// the graph. An insert waits only when the graph has fallen 1,024 vectors behind, which
+    /// bounds the scan every lookup pays; a lookup never waits for the indexer.
     ///
     /// ```
     /// let _ = paracache::Cache::<u8>::builder(4).background_rebuild(false).build().unwrap();

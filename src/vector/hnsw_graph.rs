@@ -16,6 +16,10 @@ use std::sync::Arc;
 pub(crate) trait AnnGraph: Send + Sync {
     /// Add one vector under `slot`. `false` if the engine failed (the caller falls back to a scan).
     fn insert(&self, vector: &[f32], slot: usize) -> bool;
+    /// Add many vectors using all cores, a chunk at a time so that a build nobody wants any more
+    /// (`cancelled`) stops within one chunk instead of running on for minutes. Whether every
+    /// vector went in.
+    fn insert_batch(&self, items: &[(&[f32], usize)], cancelled: &dyn Fn() -> bool) -> bool;
     /// The links (and, where `copy_vector(slot)`, the vector) of every point whose links may
     /// have changed since the graph held only slots `0..since`: the points added since and their
     /// neighbours. `since == 0` exports every point. Call with no insert in flight. `None` on
@@ -52,15 +56,10 @@ impl HnswGraph {
             known: Mutex::new(KnownPoints::default()),
         }
     }
+}
 
-    /// Insert many vectors using all cores (rayon), for rebuilds, a chunk at a time so that a
-    /// build whose cache is gone (`cancelled`) stops within one chunk instead of running on
-    /// for minutes on the shared thread pool. Whether every vector went in.
-    pub(crate) fn insert_batch(
-        &self,
-        items: &[(&[f32], usize)],
-        cancelled: &dyn Fn() -> bool,
-    ) -> bool {
+impl AnnGraph for HnswGraph {
+    fn insert_batch(&self, items: &[(&[f32], usize)], cancelled: &dyn Fn() -> bool) -> bool {
         for chunk in items.chunks(BUILD_CHUNK) {
             if cancelled() {
                 return false;
@@ -76,9 +75,7 @@ impl HnswGraph {
         }
         true
     }
-}
 
-impl AnnGraph for HnswGraph {
     fn insert(&self, vector: &[f32], slot: usize) -> bool {
         // hnsw_rs asserts internally; a panic there must not reach the caller of the cache.
         catch_unwind(AssertUnwindSafe(|| self.inner.insert_slice((vector, slot)))).is_ok()

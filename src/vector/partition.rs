@@ -7,7 +7,7 @@
 
 use super::IndexParams;
 use super::hnsw_graph::HnswGraph;
-use super::segment::{LiveVector, Segment};
+use super::segment::{AfterInsert, LiveVector, Segment};
 use crate::key::Key;
 use crate::sync::{AtomicBool, AtomicU64, RwLock};
 use std::sync::Arc;
@@ -53,14 +53,23 @@ impl Partition {
 
     /// Add a vector. Returns the scope generation it was added under, or `None` if this partition
     /// was retired (the caller fetches the scope's new partition and tries again).
+    /// When the graph has fallen too far behind, waits for its indexer, with no lock held.
     pub(crate) fn insert(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> Option<u64> {
-        // Held across the insert so a rebuild's final catch-up cannot miss it.
-        let seg = self.segment.read();
-        if self.retired.load(Ordering::Acquire) {
-            return None;
+        let (generation, seg, after) = {
+            // Held across the insert so a rebuild's final catch-up cannot miss it.
+            let seg = self.segment.read();
+            if self.retired.load(Ordering::Acquire) {
+                return None;
+            }
+            let generation = self.state.generation.load(Ordering::Acquire);
+            let after = seg.insert(key, seq, vector);
+            (generation, Arc::clone(&seg), after)
+        };
+        match after {
+            AfterInsert::Done => {}
+            AfterInsert::Spawn => seg.spawn_indexer(),
+            AfterInsert::Wait => seg.wait_for_backlog(),
         }
-        let generation = self.state.generation.load(Ordering::Acquire);
-        seg.insert(key, seq, vector);
         Some(generation)
     }
 
@@ -79,17 +88,18 @@ impl Partition {
         if seg.counts().0 != 0 || self.rebuilding.load(Ordering::Acquire) {
             return false;
         }
-        self.retire_locked();
+        self.retire_locked(&seg);
         true
     }
 
     /// Retire unconditionally (scope invalidation, clear).
     pub(crate) fn retire(&self) {
-        let _seg = self.segment.write();
-        self.retire_locked();
+        let seg = self.segment.write();
+        self.retire_locked(&seg);
     }
 
-    fn retire_locked(&self) {
+    fn retire_locked(&self, seg: &Segment) {
+        seg.abandon();
         self.retired.store(true, Ordering::Release);
         self.state.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -133,12 +143,15 @@ impl Partition {
             .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
         // A retired partition (its scope purged, the cache cleared or dropped) stops building.
         let retired = || self.retired.load(Ordering::Acquire);
-        let Some(fresh) = Segment::build(live, graph, &retired) else {
+        let Some(fresh) = Segment::build(live, graph, p.background, &retired) else {
             old.end_copy();
             return false;
         };
         // Catch up without blocking anyone until little is left, so the final catch-up under the
-        // write lock (which lookups wait behind) is short even while writers keep inserting.
+        // write lock (which lookups wait behind) is short even while writers keep inserting. The
+        // catch-up only appends: what it adds is scanned exactly until the indexer started after
+        // the swap links it into the graph, so inserting faster than a graph can take them never
+        // keeps a rebuild from finishing.
         for _ in 0..CATCH_UP_ROUNDS {
             let (added, new_end, removed) = old.copy_since(end);
             end = new_end;
@@ -154,9 +167,14 @@ impl Partition {
             return false;
         }
         let (added, _, removed) = old.copy_since(end);
+        // Under the lock lookups wait behind: slots are appended, never indexed here.
         replay(&fresh, added, removed);
         old.end_copy();
-        *slot = Arc::new(fresh);
+        let fresh = Arc::new(fresh);
+        *slot = fresh.clone();
+        drop(slot);
+        old.abandon();
+        fresh.start_indexer();
         true
     }
 }
@@ -165,9 +183,10 @@ impl Partition {
 const CATCH_UP_ROUNDS: usize = 16;
 const CATCH_UP_SMALL: usize = 32;
 
+/// Apply what changed in the old segment to the new one's book; the caller has it indexed.
 fn replay(fresh: &Segment, added: Vec<LiveVector>, removed: Vec<(Key, u64)>) {
     for lv in added {
-        fresh.insert(lv.key, lv.seq, lv.vector);
+        fresh.append(lv.key, lv.seq, lv.vector);
     }
     for (key, seq) in removed {
         fresh.remove(&key, seq);

@@ -6,23 +6,38 @@
 //! partition is rebuilt into a new segment.
 //!
 //! Searches of a graph segment run on a [`FrozenGraph`] of the graph, which covers the slots that
-//! existed when it was frozen; slots added since (the tail, at most [`TAIL_LIMIT`] before the
-//! next freeze) are scanned exactly, so a new vector is findable from the moment it is inserted.
+//! existed when it was frozen; slots added since (the tail) are scanned exactly, so a new vector
+//! is findable from the moment it is inserted.
+//!
+//! Graph inserts cost milliseconds on real sentence embeddings, so with background indexing an
+//! insert only appends its slot: one indexer thread at a time adds pending slots to the graph, in
+//! slot order, and refreezes the view every [`TAIL_LIMIT`] slots. An insert waits only when the
+//! graph has fallen [`BACKLOG_LIMIT`] slots behind, which bounds the exact tail every lookup scans.
+//! A lookup never waits for the indexer: it reads the last view and scans the rest.
 
 use super::Candidate;
 use super::distance::similarity;
 use super::frozen_graph::{FrozenGraph, Walk};
 use super::hnsw_graph::{AnnGraph, HnswGraph};
 use crate::key::Key;
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Slots past the view after which an insert refreezes it. The tail is scanned exactly on every
-/// lookup (about 60 ns per slot at 384-d), so this bounds that scan near 8 µs, while a freeze
-/// (a copy of every link) is paid once per this many inserts.
+/// Indexed slots past the view after which the indexer refreezes it. The tail is scanned exactly
+/// on every lookup (about 60 ns per slot at 384-d), so this bounds that scan near 8 µs, while a
+/// freeze (a copy of the links that changed) is paid once per this many inserts.
 pub(crate) const TAIL_LIMIT: usize = 128;
+
+/// Slots the graph may lag behind the book before inserts wait for the indexer. At ~60 ns per
+/// 384-d slot, a full backlog adds ~60 µs to a lookup's exact scan; below it, an insert costs
+/// a slot append whatever the graph's size.
+pub(crate) const BACKLOG_LIMIT: usize = 1024;
+
+/// Slots an indexer adds with all cores at once (rayon) when the backlog is at least this long;
+/// shorter backlogs go in one by one, leaving the other cores to lookups.
+const PARALLEL_BATCH: usize = 256;
 
 struct Slot {
     key: Key,
@@ -53,12 +68,34 @@ pub(crate) struct Segment {
     book: RwLock<Book>,
     graph: Option<Box<dyn AnnGraph>>,
     view: RwLock<Arc<FrozenGraph>>,
-    /// Held shared by every insert from slot assignment to graph link-up, and exclusively by a
-    /// freeze, so a view never covers a slot whose graph insert is still running.
-    insert_gate: RwLock<()>,
-    freezing: AtomicBool,
+    /// Slots below this have been offered to the graph (in slot order; a dead one is skipped).
+    indexed: AtomicUsize,
+    /// Held by whoever adds slots to the graph or freezes it: one indexer at a time, and a view
+    /// never covers a slot whose graph insert is still running.
+    indexer: Mutex<()>,
+    /// A background indexer is scheduled or running.
+    indexing: AtomicBool,
+    /// Wakes inserts held back by a full backlog.
+    progress: Condvar,
+    progress_lock: Mutex<()>,
+    /// Index in a background thread (else on the inserting thread, for deterministic tests).
+    background: bool,
+    /// Set once the segment is replaced or its partition retired: a background indexer stops.
+    abandoned: AtomicBool,
     /// Slots covered by the last full export; incremental ones re-read only what changed.
     full_at: AtomicUsize,
+}
+
+/// What an insert leaves to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterInsert {
+    /// Nothing.
+    Done,
+    /// Start a background indexer ([`Segment::spawn_indexer`]); no other is running.
+    Spawn,
+    /// The graph is [`BACKLOG_LIMIT`] behind: call [`Segment::wait_for_backlog`] (with no lock
+    /// held) after starting an indexer if one is due.
+    Wait,
 }
 
 /// One query's search of a segment: the graph walk, kept between widenings.
@@ -97,25 +134,33 @@ pub(crate) struct Found {
 
 impl Segment {
     pub(crate) fn flat() -> Self {
-        Segment::with(Book::default(), None)
+        Segment::with(Book::default(), None, false)
     }
 
-    fn with(book: Book, graph: Option<Box<dyn AnnGraph>>) -> Self {
+    fn with(book: Book, graph: Option<Box<dyn AnnGraph>>, background: bool) -> Self {
+        let indexed = book.slots.len();
         Segment {
             book: RwLock::new(book),
             graph,
             view: RwLock::new(Arc::new(FrozenGraph::empty())),
-            insert_gate: RwLock::new(()),
-            freezing: AtomicBool::new(false),
+            indexed: AtomicUsize::new(indexed),
+            indexer: Mutex::new(()),
+            indexing: AtomicBool::new(false),
+            progress: Condvar::new(),
+            progress_lock: Mutex::new(()),
+            background,
+            abandoned: AtomicBool::new(false),
             full_at: AtomicUsize::new(0),
         }
     }
 
     /// A segment holding `live`, with a graph when `graph` is given (built here, in parallel);
     /// `None` if `cancelled` says the build is no longer wanted (its partition was retired).
+    /// With `background`, later inserts are indexed by a background thread.
     pub(crate) fn build(
         live: Vec<LiveVector>,
         graph: Option<HnswGraph>,
+        background: bool,
         cancelled: &dyn Fn() -> bool,
     ) -> Option<Self> {
         let mut book = Book::default();
@@ -142,8 +187,8 @@ impl Segment {
                 vector: Some(lv.vector),
             })
             .collect();
-        let segment = Segment::with(book, graph);
-        segment.freeze();
+        let segment = Segment::with(book, graph, background);
+        segment.freeze(&segment.indexer.lock());
         Some(segment)
     }
 
@@ -157,64 +202,199 @@ impl Segment {
         (b.slots.len() - b.dead, b.dead)
     }
 
-    /// Add a vector; a live slot of the same key dies (it is being replaced).
-    pub(crate) fn insert(&self, key: Key, seq: u64, vector: Arc<[f32]>) {
-        let gate = self.insert_gate.read();
-        let slot = {
-            let mut b = self.book.write();
-            if let Some(&old) = b.by_key.get(&key) {
-                let old_seq = b.slots[old as usize].seq;
-                b.kill(old as usize, key, old_seq);
+    /// Slots not yet offered to the graph (0 without a graph).
+    pub(crate) fn backlog(&self) -> usize {
+        if self.graph.is_none() {
+            return 0;
+        }
+        let len = self.book.read().slots.len();
+        len.saturating_sub(self.indexed.load(Ordering::Acquire))
+    }
+
+    /// Add a vector; a live slot of the same key dies (it is being replaced). Without background
+    /// indexing the graph takes it before this returns; with it, the caller follows the returned
+    /// [`AfterInsert`].
+    pub(crate) fn insert(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> AfterInsert {
+        let len = self.append(key, seq, vector);
+        if self.graph.is_none() {
+            return AfterInsert::Done;
+        }
+        if !self.background {
+            self.index_now();
+            return AfterInsert::Done;
+        }
+        if len.saturating_sub(self.indexed.load(Ordering::Acquire)) > BACKLOG_LIMIT {
+            // The waiter starts an indexer itself if none runs, once its locks are released.
+            return AfterInsert::Wait;
+        }
+        if self.indexing.swap(true, Ordering::AcqRel) {
+            AfterInsert::Done
+        } else {
+            AfterInsert::Spawn
+        }
+    }
+
+    /// Add a vector to the book only, leaving it to the next indexer (a rebuild's catch-up).
+    /// Returns the number of slots.
+    pub(crate) fn append(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> usize {
+        let mut b = self.book.write();
+        if let Some(&old) = b.by_key.get(&key) {
+            let old_seq = b.slots[old as usize].seq;
+            b.kill(old as usize, key, old_seq);
+        }
+        let slot = b.slots.len();
+        b.slots.push(Slot {
+            key,
+            seq,
+            vector: Some(vector),
+        });
+        b.by_key.insert(key, slot as u32);
+        slot + 1
+    }
+
+    /// Index the backlog on this thread.
+    pub(crate) fn index_now(&self) {
+        if self.graph.is_some() {
+            self.index_pending(&self.indexer.lock());
+        }
+    }
+
+    /// Have the backlog indexed: by a background indexer (started unless one runs), or here
+    /// without background indexing.
+    pub(crate) fn start_indexer(self: &Arc<Self>) {
+        if self.backlog() == 0 {
+            return;
+        }
+        if !self.background {
+            self.index_now();
+        } else if !self.indexing.swap(true, Ordering::AcqRel) {
+            self.spawn_indexer();
+        }
+    }
+
+    /// Index the backlog on a new thread (on this one if no thread can be started). Call only
+    /// with the `indexing` claim taken.
+    pub(crate) fn spawn_indexer(self: &Arc<Self>) {
+        let seg = self.clone();
+        let job = move || seg.run_indexer();
+        if std::thread::Builder::new()
+            .name("paracache-index".into())
+            .spawn(job)
+            .is_err()
+        {
+            self.run_indexer();
+        }
+    }
+
+    /// Block until the graph is less than [`BACKLOG_LIMIT`] slots behind (or the segment is
+    /// abandoned), starting an indexer if none runs. Call with no lock held.
+    pub(crate) fn wait_for_backlog(self: &Arc<Self>) {
+        loop {
+            if self.abandoned.load(Ordering::Acquire) || self.backlog() <= BACKLOG_LIMIT {
+                return;
             }
-            let slot = b.slots.len();
-            b.slots.push(Slot {
-                key,
-                seq,
-                vector: Some(vector.clone()),
-            });
-            b.by_key.insert(key, slot as u32);
-            slot
-        };
-        if let Some(g) = &self.graph {
-            // A failed graph insert leaves the vector reachable only through the exact tier until
-            // the next rebuild; it is never served wrongly.
-            let _ = g.insert(&vector, slot);
-            drop(gate);
-            if slot + 1 - self.view.read().covered() >= TAIL_LIMIT
-                && !self.freezing.swap(true, Ordering::AcqRel)
-            {
-                self.freeze();
-                self.freezing.store(false, Ordering::Release);
+            self.start_indexer();
+            let mut g = self.progress_lock.lock();
+            if self.backlog() > BACKLOG_LIMIT && !self.abandoned.load(Ordering::Acquire) {
+                // Timed, so a wake-up lost between the check and the wait costs 1 ms, not a hang.
+                self.progress
+                    .wait_for(&mut g, std::time::Duration::from_millis(1));
             }
         }
     }
 
-    /// Copy the graph's links into a new view covering every slot assigned so far: only what
-    /// changed since the last view, or everything once the graph has grown by a quarter since
-    /// the last full copy (an incremental copy can miss a link that a later insert in the same
-    /// batch pruned away; the full copy bounds that drift).
-    fn freeze(&self) {
+    /// The background indexer: drain the backlog, then give up the claim; if an insert slipped
+    /// in between, take the claim back and go on.
+    fn run_indexer(&self) {
+        loop {
+            {
+                let held = self.indexer.lock();
+                self.index_pending(&held);
+            }
+            self.indexing.store(false, Ordering::Release);
+            self.progress.notify_all();
+            if self.abandoned.load(Ordering::Acquire)
+                || self.backlog() == 0
+                || self.indexing.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Stop background indexing: the segment was replaced or its partition retired.
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+        self.progress.notify_all();
+    }
+
+    /// Offer every pending slot to the graph, in slot order, refreezing the view every
+    /// [`TAIL_LIMIT`] slots. `held` proves the caller is the one indexer.
+    fn index_pending(&self, held: &parking_lot::MutexGuard<'_, ()>) {
         let Some(graph) = &self.graph else { return };
-        let gate = self.insert_gate.write();
+        loop {
+            if self.abandoned.load(Ordering::Acquire) {
+                return;
+            }
+            let from = self.indexed.load(Ordering::Acquire);
+            let (end, batch) = {
+                let b = self.book.read();
+                let end = b.slots.len().min(from + PARALLEL_BATCH);
+                let batch: Vec<(usize, Arc<[f32]>)> = (from..end)
+                    .filter_map(|slot| Some((slot, b.slots[slot].vector.clone()?)))
+                    .collect();
+                (end, batch)
+            };
+            if end == from {
+                return;
+            }
+            // A failed graph insert leaves the vector reachable only through the exact tier until
+            // the next rebuild; it is never served wrongly.
+            if self.background && batch.len() >= PARALLEL_BATCH {
+                let items: Vec<(&[f32], usize)> =
+                    batch.iter().map(|(slot, v)| (&**v, *slot)).collect();
+                let _ = graph.insert_batch(&items, &|| self.abandoned.load(Ordering::Acquire));
+                self.indexed.store(end, Ordering::Release);
+            } else {
+                for (slot, v) in &batch {
+                    let _ = graph.insert(v, *slot);
+                    self.indexed.store(slot + 1, Ordering::Release);
+                    self.progress.notify_all();
+                }
+                self.indexed.store(end, Ordering::Release);
+            }
+            self.progress.notify_all();
+            if end - self.view.read().covered() >= TAIL_LIMIT {
+                self.freeze(held);
+            }
+        }
+    }
+
+    /// Copy the graph's links into a new view covering every indexed slot: only what changed
+    /// since the last view, or everything once the graph has grown by a quarter since the last
+    /// full copy (an incremental copy can miss a link that a later insert in the same batch
+    /// pruned away; the full copy bounds that drift). `_held` proves no graph insert is running.
+    fn freeze(&self, _held: &parking_lot::MutexGuard<'_, ()>) {
+        let Some(graph) = &self.graph else { return };
         let base = self.view.read().clone();
-        let book = self.book.read();
-        let covered = book.slots.len();
+        let covered = self.indexed.load(Ordering::Acquire);
         let full_at = self.full_at.load(Ordering::Acquire);
         let since = if covered >= full_at + full_at / 4 {
             0
         } else {
             base.covered()
         };
-        let fresh: Vec<Option<Arc<[f32]>>> = book.slots[since.min(covered)..]
-            .iter()
-            .map(|s| s.vector.clone())
-            .collect();
-        drop(book);
+        let fresh: Vec<Option<Arc<[f32]>>> = {
+            let book = self.book.read();
+            book.slots[since.min(covered)..covered.min(book.slots.len())]
+                .iter()
+                .map(|s| s.vector.clone())
+                .collect()
+        };
         // Dead slots still route searches; their vectors come from the graph's own copy.
         let links = graph.export(since, &|slot| {
             slot >= since && fresh.get(slot - since).is_none_or(Option::is_none)
         });
-        drop(gate);
         if let Some(links) = links {
             let base = (since > 0).then_some(&*base);
             *self.view.write() = Arc::new(FrozenGraph::build(base, since, covered, fresh, links));
@@ -448,6 +628,7 @@ mod tests {
         Segment::build(
             live,
             Some(HnswGraph::new(16, 100, vectors.len() * 2)),
+            false,
             &|| false,
         )
         .expect("not cancelled")
@@ -530,6 +711,83 @@ mod tests {
     }
 
     #[test]
+    fn background_indexing_finds_inserts_at_once_and_bounds_the_backlog() {
+        let vectors = random_units(1000 + 3 * BACKLOG_LIMIT, 24, 23);
+        let live = (0..1000)
+            .map(|i| LiveVector {
+                key: key_of(i),
+                seq: i as u64,
+                vector: vectors[i].clone(),
+            })
+            .collect();
+        let seg = Arc::new(
+            Segment::build(live, Some(HnswGraph::new(16, 100, 8000)), true, &|| false)
+                .expect("not cancelled"),
+        );
+        let mut max_backlog = 0;
+        for (i, v) in vectors.iter().enumerate().skip(1000) {
+            match seg.insert(key_of(i), i as u64, v.clone()) {
+                AfterInsert::Done => {}
+                AfterInsert::Spawn => seg.spawn_indexer(),
+                AfterInsert::Wait => seg.wait_for_backlog(),
+            }
+            max_backlog = max_backlog.max(seg.backlog());
+            // Findable the moment insert returns, indexed or not.
+            assert_eq!(seg.search(v, 1, 16, 0.0).candidates[0].seq, i as u64);
+        }
+        assert!(
+            max_backlog <= BACKLOG_LIMIT + 1,
+            "an insert waits once the graph is {BACKLOG_LIMIT} behind: saw {max_backlog}"
+        );
+        // The indexer drains the rest and folds it into the view.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seg.backlog() > 0 || seg.indexing.load(Ordering::Acquire) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "indexer never caught up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let covered = seg.view.read().covered();
+        assert!(
+            covered + TAIL_LIMIT > vectors.len(),
+            "view covers {covered}"
+        );
+        let found = vectors
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| seg.search(v, 1, 64, 0.0).candidates[0].seq == *i as u64)
+            .count();
+        assert!(found >= vectors.len() * 99 / 100, "self-recall {found}");
+    }
+
+    #[test]
+    fn an_abandoned_segment_stops_indexing_and_releases_waiters() {
+        let vectors = random_units(3000, 24, 29);
+        let seg = Arc::new(
+            Segment::build(
+                Vec::new(),
+                Some(HnswGraph::new(16, 100, 4000)),
+                true,
+                &|| false,
+            )
+            .expect("not cancelled"),
+        );
+        seg.abandon();
+        for (i, v) in vectors.iter().enumerate() {
+            if let AfterInsert::Wait = seg.insert(key_of(i), i as u64, v.clone()) {
+                seg.wait_for_backlog();
+            }
+        }
+        assert!(
+            seg.backlog() > BACKLOG_LIMIT,
+            "nothing indexes an abandoned segment"
+        );
+        // Still searchable by its exact tail until it is dropped.
+        assert_eq!(seg.search(&vectors[7], 1, 16, 0.0).candidates[0].seq, 7);
+    }
+
+    #[test]
     fn dead_slots_route_but_are_never_returned() {
         let vectors = random_units(1500, 24, 11);
         let seg = graph_segment(&vectors);
@@ -538,7 +796,7 @@ mod tests {
         }
         // A full refreeze with half the slots dead: their vectors now come from the graph's copy.
         seg.full_at.store(0, Ordering::Release);
-        seg.freeze();
+        seg.freeze(&seg.indexer.lock());
         assert_eq!(seg.full_at.load(Ordering::Acquire), 1500);
         for (i, q) in random_units(100, 24, 5).iter().enumerate() {
             let found = seg.search(q, 32, 64, -1.0);

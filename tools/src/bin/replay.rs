@@ -4,9 +4,11 @@
 //!
 //! `cargo run --release -p paracache-tools --bin replay -- --data ../shared/data/dev
 //!  [--threshold 0.9] [--capacity N] [--scopes K] [--brute-force] [--guards all|none|numbers,..]
-//!  [--no-alias] [--verify-below S] [--out steps.jsonl] [--sweep 0.80,0.85,0.90]`
+//!  [--no-alias] [--verify-below S] [--out steps.jsonl] [--sweep 0.80,0.85,0.90]
+//!  [--steps N] [--prefill K]`
 //!
-//! Prints a JSON summary (stdout): counts and latency p50/p99 by result; with the stream's
+//! Prints a JSON summary (stdout): counts and latency p50/p99 by result (and of the inserts that
+//! follow misses); with the stream's
 //! clusters, the scores of `reference-bruteforce.jsonl` (semantic_precision, paraphrase_served,
 //! new_served_wrong), where an alias hit counts as the semantic hit it repeats; and, only when
 //! `pairs.jsonl` exists, the precision of semantic hits whose (query, match) pair is labelled.
@@ -59,6 +61,14 @@ struct Args {
     /// Write one JSON line per step (result, matched id, similarity, latency) to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replay only the first N steps of the stream (to measure at a smaller size).
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Before the stream, insert (untimed) the first K texts, by id, that no step of the stream
+    /// uses, so that the stream runs against a larger cache (all of them with a huge K: dev-large
+    /// then ends at its full 93k entries). `tools/peers.py --data` prefills its peers alike.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    prefill: usize,
     /// Instead of one replay, a markdown table of the scores at each of these thresholds for
     /// each guard setting (none, each guard alone, all).
     #[arg(long, value_name = "T,T..")]
@@ -160,7 +170,11 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
         )),
         None => None,
     };
-    let steps = &data.stream.steps;
+    let steps = &data.stream.steps[..args
+        .steps
+        .unwrap_or(usize::MAX)
+        .min(data.stream.steps.len())];
+    prefill(args, data, &cache, &scopes)?;
     let progress = Progress::new(format!("{label}: steps"), steps.len());
     let mut s = Scores::default();
     for (i, step) in steps.iter().enumerate() {
@@ -213,9 +227,9 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
             _ => {}
         }
         if let Lookup::Miss(miss) = r {
-            cache
-                .insert_miss(miss, id)
-                .map_err(|e| format!("step {i}: {e}"))?;
+            let (inserted, ns) = timed(|| cache.insert_miss(miss, id));
+            inserted.map_err(|e| format!("step {i}: {e}"))?;
+            s.latency.record("insert", ns);
         }
         if let Some(w) = out.as_mut() {
             let line = json!({"step": i, "text_id": id, "result": kind, "matched_id": matched, "similarity": similarity, "latency_ns": ns});
@@ -226,6 +240,46 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
     progress.finish();
     s.stats = cache.stats();
     Ok(s)
+}
+
+/// The texts `--prefill` inserts: the first K ids, in order, that no step uses.
+fn prefill_ids(data: &Data, k: usize) -> Vec<usize> {
+    let used: std::collections::HashSet<usize> =
+        data.stream.steps.iter().map(|s| s.text_id).collect();
+    let mut ids: Vec<usize> = data
+        .stream
+        .texts
+        .keys()
+        .copied()
+        .filter(|id| !used.contains(id) && data.stream.embeddings.row(*id).is_some())
+        .collect();
+    ids.sort_unstable();
+    ids.truncate(k);
+    ids
+}
+
+fn prefill(args: &Args, data: &Data, cache: &Cache<usize>, scopes: &[Scope]) -> Result<(), String> {
+    let ids = prefill_ids(data, args.prefill);
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let progress = Progress::new("prefill: texts", ids.len());
+    for id in ids {
+        let scope = &scopes[(id as u64 % args.scopes) as usize];
+        cache
+            .insert(
+                scope,
+                data.stream.text(id),
+                data.stream.vector(id).to_vec(),
+                id,
+            )
+            .map_err(|e| format!("prefill {id}: {e}"))?;
+        progress.add(1);
+    }
+    progress.finish();
+    // Warm-up ends when the graph is built, as the peers' bulk imports end with theirs.
+    cache.compact();
+    Ok(())
 }
 
 fn main() {
@@ -246,7 +300,7 @@ fn run() -> Result<(), String> {
     }
     let mut s = replay(&args, &data, "replay")?;
     let mut by_result = serde_json::Map::new();
-    for kind in ["exact", "alias", "semantic", "miss"] {
+    for kind in ["exact", "alias", "semantic", "miss", "insert"] {
         let l = s.latency.sorted(kind);
         by_result.insert(
             kind.into(),
@@ -255,7 +309,9 @@ fn run() -> Result<(), String> {
     }
     let stats = &s.stats;
     let mut summary = json!({
-        "steps": data.stream.steps.len(),
+        "steps": args.steps.unwrap_or(usize::MAX).min(data.stream.steps.len()),
+        "prefilled": prefill_ids(&data, args.prefill).len(),
+        "entries_at_end": s.stats.entries,
         "threshold": args.threshold,
         "scopes": args.scopes,
         "brute_force": args.brute_force,

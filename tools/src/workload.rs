@@ -158,7 +158,12 @@ impl DecisionCheck {
                 }
             })
             .collect();
-        let mut scan_ns = Vec::with_capacity(count);
+        Self::with_queries(data, queries, threshold)
+    }
+
+    /// Given queries, each decided by an exact scan of `data` at `threshold` (timed).
+    pub fn with_queries(data: &[Vec<f32>], queries: Vec<Vec<f32>>, threshold: f32) -> Self {
+        let mut scan_ns = Vec::with_capacity(queries.len());
         let truth = queries
             .iter()
             .map(|q| {

@@ -104,6 +104,10 @@ pub(crate) struct SegmentSearch<'a> {
     query: &'a [f32],
     /// `None` for a segment without a graph, which is scanned whole.
     walk: Option<Walk>,
+    /// Exact similarities of the live slots the view does not cover, computed by the first
+    /// `find` and reused when it widens: the tail can be a backlog of a thousand slots, and a
+    /// miss searches twice.
+    tail: Option<Vec<(usize, f32)>>,
 }
 
 impl SegmentSearch<'_> {
@@ -118,7 +122,10 @@ impl SegmentSearch<'_> {
             }
             None => (Vec::new(), 0),
         };
-        self.segment.scan(self.query, k, floor, from, raw)
+        let tail = self
+            .tail
+            .get_or_insert_with(|| self.segment.scan_tail(self.query, from));
+        self.segment.merge(k, floor, raw, tail, self.query)
     }
 }
 
@@ -426,6 +433,7 @@ impl Segment {
             segment: self,
             query,
             walk,
+            tail: None,
         }
     }
 
@@ -435,16 +443,25 @@ impl Segment {
         self.searcher(query).find(k, ef, floor)
     }
 
-    /// Merge `raw` (graph results over slots below `from`, best first, dead ones included) with
-    /// an exact scan of the live slots from `from` on, keep the best `k`, and drop dead and
-    /// below-floor ones.
-    fn scan(
+    /// Exact similarities of the live slots from `from` on, in slot order.
+    fn scan_tail(&self, query: &[f32], from: usize) -> Vec<(usize, f32)> {
+        let b = self.book.read();
+        let tail = b.slots.get(from..).unwrap_or(&[]);
+        tail.iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((from + i, similarity(query, s.vector.as_ref()?))))
+            .collect()
+    }
+
+    /// Merge `raw` (graph results, best first, dead ones included, approximate similarities)
+    /// with `tail` (exact), keep the best `k`, and drop dead and below-floor ones.
+    fn merge(
         &self,
-        query: &[f32],
         k: usize,
         floor: f32,
-        from: usize,
         raw: Vec<(usize, f32)>,
+        tail: &[(usize, f32)],
+        query: &[f32],
     ) -> Found {
         let b = self.book.read();
         // The view's similarities are approximate; the decision is made on exact ones. A dead
@@ -457,15 +474,12 @@ impl Segment {
         }
         top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         top.truncate(k);
-        let tail = b.slots.get(from..).unwrap_or(&[]);
-        for (i, s) in tail.iter().enumerate() {
-            let Some(v) = &s.vector else { continue };
-            let sim = similarity(query, v);
+        for &(slot, sim) in tail {
             if top.len() >= k && top.last().is_some_and(|w| sim <= w.1) {
                 continue;
             }
             let at = top.partition_point(|c| c.1 >= sim);
-            top.insert(at, (from + i, sim));
+            top.insert(at, (slot, sim));
             top.truncate(k);
         }
         let raw_len = top.len();
@@ -475,6 +489,7 @@ impl Segment {
             .filter(|&(_, sim)| sim >= floor)
             .filter_map(|(slot, similarity)| {
                 let s = b.slots.get(slot)?;
+                // Dead since the tail was scanned: skipped, like any dead slot.
                 s.vector.as_ref()?;
                 Some(Candidate {
                     key: s.key,

@@ -59,14 +59,16 @@ fn real_vectors(dir: &std::path::Path, n: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>
             _ => None,
         })
         .collect();
-    let is_paraphrase: std::collections::HashSet<usize> =
-        paraphrases.iter().map(|p| p.0).collect();
+    let is_paraphrase: std::collections::HashSet<usize> = paraphrases.iter().map(|p| p.0).collect();
     let mut ids: Vec<usize> = (0..s.embeddings.len())
         .filter(|i| !is_paraphrase.contains(i))
         .collect();
     ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(11));
     if ids.len() < n + 750 {
-        fail(format!("{} texts: too few for {n} stored and 750 unstored", ids.len()));
+        fail(format!(
+            "{} texts: too few for {n} stored and 750 unstored",
+            ids.len()
+        ));
     }
     let stored: std::collections::HashSet<usize> = ids[..n].iter().copied().collect();
     let row = |i: usize| s.embeddings.row(i).unwrap_or_default().to_vec();

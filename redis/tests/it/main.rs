@@ -7,3 +7,4 @@ mod faults;
 mod get_or_insert;
 mod redis_server;
 mod replicas;
+mod windows;

@@ -1,0 +1,217 @@
+//! The shared tier's consistency windows at DEFAULT options against a stock `redis-server`
+//! (`hz 10`): an idle stream, a frozen (`SIGSTOP`) server, and a server that restarts from an
+//! older RDB (a rewind). Each test prints what it measured; the README's consistency table
+//! quotes them (`cargo test --release -p paracache-redis -- --ignored windows --nocapture`).
+
+use crate::redis_server::RedisServer;
+use paracache::{Cache, Embedder, HashEmbedder, Lookup, Scope};
+use paracache_redis::{RedisOptions, SharedCache};
+use std::time::{Duration, Instant};
+
+const DIM: usize = 256;
+/// `RedisOptions::timeout`'s default: the documented bound on one call.
+const TIMEOUT: Duration = Duration::from_millis(50);
+
+/// A replica with the default options, the way an operator who reads no further would run it.
+fn replica(server: &RedisServer) -> SharedCache<String> {
+    let local = Cache::builder(DIM)
+        .threshold(0.85)
+        .time_to_live(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let cache = SharedCache::connect(local, RedisOptions::new(server.url())).unwrap();
+    wait_until(Duration::from_secs(10), || {
+        cache.shared_stats().resyncs >= 1
+    });
+    cache
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    start.elapsed()
+}
+
+fn embed(prompt: &str) -> Vec<f32> {
+    HashEmbedder::new(DIM).embed(prompt).unwrap()
+}
+
+fn put(c: &SharedCache<String>, scope: &Scope, prompt: &str, value: &str) {
+    c.insert(scope, prompt, embed(prompt), value.into())
+        .unwrap();
+}
+
+/// What the replica answers (its local tiers, then Redis), as a value.
+fn get(c: &SharedCache<String>, scope: &Scope, prompt: &str) -> Option<String> {
+    let e = HashEmbedder::new(DIM);
+    match c.lookup(scope, prompt, |p| e.embed(p)).unwrap() {
+        Lookup::Hit(h) => Some(h.value().clone()),
+        _ => None,
+    }
+}
+
+/// Whether the replica's local tiers hold the prompt (no Redis round trip).
+fn held_locally(c: &SharedCache<String>, scope: &Scope, prompt: &str) -> bool {
+    let e = HashEmbedder::new(DIM);
+    c.local()
+        .lookup(scope, prompt, |p| e.embed(p))
+        .unwrap()
+        .is_hit()
+}
+
+#[test]
+#[ignore = "needs redis-server (Debian package redis-server); run with --ignored"]
+fn idle_replicas_at_default_options_stay_connected_and_apply_invalidations_at_once() {
+    let server = RedisServer::start();
+    let (a, b) = (replica(&server), replica(&server));
+    let s = Scope::named("t1");
+    let prompts: Vec<String> = (0..4)
+        .map(|i| format!("What does error code {i} mean?"))
+        .collect();
+    for p in &prompts {
+        put(&a, &s, p, "an answer");
+    }
+    for p in &prompts {
+        wait_until(Duration::from_secs(5), || held_locally(&b, &s, p));
+    }
+    let errors = |c: &SharedCache<String>| c.shared_stats().redis_errors;
+    let (ea, eb) = (errors(&a), errors(&b));
+    // Idle: every follower sits in XREAD BLOCK, which a server at hz 10 answers up to 100 ms
+    // after the block ends.
+    std::thread::sleep(Duration::from_millis(5500));
+    assert_eq!(
+        (errors(&a) - ea, errors(&b) - eb),
+        (0, 0),
+        "followers disconnected while idle: {:?} {:?}",
+        a.shared_stats(),
+        b.shared_stats()
+    );
+    assert!(a.shared_stats().connected && b.shared_stats().connected);
+    // After each idle spell an invalidation on A is applied on B within 50 ms.
+    let mut slowest = Duration::ZERO;
+    for p in &prompts {
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(a.invalidate(&s, p));
+        let took = wait_until(Duration::from_secs(5), || !held_locally(&b, &s, p));
+        slowest = slowest.max(took);
+    }
+    eprintln!(
+        "idle: 0 follower errors in 5.5 s; invalidation applied on the other replica within {slowest:?} (slowest of {})",
+        prompts.len()
+    );
+    assert!(
+        slowest <= Duration::from_millis(50),
+        "an invalidation took {slowest:?}"
+    );
+    assert_eq!((errors(&a) - ea, errors(&b) - eb), (0, 0));
+}
+
+#[test]
+#[ignore = "needs redis-server (Debian package redis-server); run with --ignored"]
+fn calls_against_a_frozen_server_return_within_the_timeout() {
+    let server = RedisServer::start();
+    let (a, b) = (replica(&server), replica(&server));
+    let s = Scope::named("t1");
+    put(&a, &s, "Which regions are supported?", "EU and US");
+    assert_eq!(
+        get(&b, &s, "Which regions are supported?").as_deref(),
+        Some("EU and US")
+    );
+    server.signal("STOP");
+    // Lookups of new prompts (each asks Redis), inserts and invalidations, for long enough to
+    // span several retry_after periods (500 ms), so calls meet the server both with a pooled
+    // connection and with none (where connecting alone used to take twice the timeout).
+    let mut times = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_millis(3000) {
+        let q = format!("A question never asked before, number {i}?");
+        let t = Instant::now();
+        assert_eq!(get(&b, &s, &q), None);
+        times.push(t.elapsed());
+        let t = Instant::now();
+        put(&a, &s, &q, "local only");
+        times.push(t.elapsed());
+        let t = Instant::now();
+        a.invalidate(&s, &q);
+        times.push(t.elapsed());
+        i += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.signal("CONT");
+    times.sort();
+    let slowest = *times.last().unwrap();
+    let p99 = times[times.len() * 99 / 100];
+    eprintln!(
+        "frozen server: {} calls, slowest {slowest:?}, p99 {p99:?} (timeout {TIMEOUT:?})",
+        times.len()
+    );
+    // The bound is the timeout; twice it leaves room for a loaded 2-core machine's scheduling
+    // (a call that waits out the timeout wakes late) and still fails a call that connects on
+    // the call path, which takes at least two timeouts against a frozen server.
+    assert!(slowest < 2 * TIMEOUT, "slowest call {slowest:?}");
+    assert!(b.shared_stats().redis_errors > 0);
+    // Awake again: sharing resumes.
+    wait_until(Duration::from_secs(10), || {
+        a.shared_stats().connected && b.shared_stats().connected
+    });
+    wait_until(Duration::from_secs(10), || {
+        put(&a, &s, "After the freeze?", "shared again");
+        get(&b, &s, "After the freeze?").is_some()
+    });
+}
+
+#[test]
+#[ignore = "needs redis-server (Debian package redis-server); run with --ignored"]
+fn after_a_rewind_no_replica_serves_an_invalidated_entry() {
+    let mut server = RedisServer::start();
+    let (a, b, c) = (replica(&server), replica(&server), replica(&server));
+    let s = Scope::named("t1");
+    let (gone, kept) = ("What is the refund window?", "Which regions are supported?");
+    put(&a, &s, gone, "30 days");
+    put(&a, &s, kept, "EU and US");
+    for r in [&b, &c] {
+        wait_until(Duration::from_secs(5), || {
+            held_locally(r, &s, gone) && held_locally(r, &s, kept)
+        });
+    }
+    server.save();
+    assert!(a.invalidate(&s, gone));
+    for r in [&b, &c] {
+        wait_until(Duration::from_secs(5), || !held_locally(r, &s, gone));
+    }
+    // The server dies and comes back from the RDB saved before the invalidation.
+    server.stop();
+    server.restart();
+    let restarted = Instant::now();
+    // D starts at once, knowing nothing: it may load the entry before anyone re-asserts the
+    // removal, and must drop it when that happens.
+    let d = replica(&server);
+    let d_served = get(&d, &s, gone).is_some();
+    wait_until(Duration::from_secs(10), || get(&d, &s, gone).is_none());
+    let d_clear = restarted.elapsed();
+    // Every replica, old and new, ends up missing it, and keeps the entry that was not removed.
+    wait_until(Duration::from_secs(10), || {
+        [&a, &b, &c, &d].iter().all(|r| get(r, &s, gone).is_none())
+    });
+    let all_clear = restarted.elapsed();
+    // E starts after the live replicas have reconnected: it never sees the entry.
+    wait_until(Duration::from_secs(10), || {
+        [&a, &b, &c].iter().all(|r| r.shared_stats().connected)
+    });
+    let e = replica(&server);
+    for r in [&a, &b, &c, &d, &e] {
+        assert_eq!(get(r, &s, gone), None);
+        assert_eq!(get(r, &s, kept).as_deref(), Some("EU and US"));
+    }
+    eprintln!(
+        "rewind: replica D started at once served the removed entry: {d_served}; D misses it \
+         {d_clear:?} after the restart, every replica {all_clear:?} after"
+    );
+}

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 const READ_BATCH: usize = 1024;
 /// Entry keys asked for per SCAN step during a reload.
 const SCAN_BATCH: usize = 512;
+/// How late a server may answer an idle `XREAD BLOCK`: Redis ends blocks on its cron tick,
+/// `1000 / hz` ms apart (100 ms at the default `hz 10`, measured at up to 200 ms for a 100 ms
+/// block), so the read deadline allows a full tick at the lowest `hz` (1) on top of the block.
+const SERVER_TICK: Duration = Duration::from_secs(1);
 
 /// An entry hash's `id` and `e` fields, as HMGET returns them.
 type StoredEntry = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -56,7 +60,10 @@ where
         synced: false,
         loaded_once: false,
     };
-    let read_timeout = core.options.block + core.options.timeout;
+    // The follower is off the call path: a generous deadline costs nothing but a slower notice
+    // of a server that stopped answering, and a tight one drops the connection of every idle
+    // follower on a stock server.
+    let read_timeout = core.options.block + SERVER_TICK + core.options.timeout;
     while !core.stop.load(Ordering::Relaxed) {
         let followed = core
             .link

@@ -90,6 +90,7 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     redis::cmd("PING").query::<()>(conn)?;
+    core.link.fill()?;
     core.connected.store(true, Ordering::Relaxed);
     core.link.reopen();
     let streams: Vec<String> = (0..core.layout.buckets())

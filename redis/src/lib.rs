@@ -124,7 +124,8 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
         };
         let client = redis::Client::open(options.url.as_str())
             .map_err(|e| Error::InvalidConfig(format!("redis url: {e}")))?;
-        let link = link::Link::new(client, options.timeout, options.retry_after);
+        let link = link::Link::new(client, options.timeout, options.retry_after)
+            .map_err(|e| Error::Io(Arc::new(e)))?;
         let core = Arc::new(Core::new(local, options, link, ttl));
         follower::spawn(core.clone()).map_err(|e| Error::Io(Arc::new(e)))?;
         Ok(SharedCache {

@@ -18,8 +18,9 @@ pub struct SharedStats {
     pub redis_hits: u64,
     /// Local exact misses that Redis did not answer either.
     pub redis_misses: u64,
-    /// Calls that failed or timed out, and calls skipped because a recent one did. The cache
-    /// went on local-only for each.
+    /// Calls that failed or timed out, and calls skipped because a recent one did or because no
+    /// connection was open (one is then opened off the call path), plus the follower's failed
+    /// reads and connects. The cache went on local-only for each.
     pub redis_errors: u64,
     /// Puts, deletes and purges written to Redis.
     pub published: u64,

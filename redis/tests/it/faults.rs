@@ -133,7 +133,13 @@ fn a_stalled_redis_never_holds_a_lookup_past_the_timeout() {
     stall.join().unwrap();
     // Awake again: sharing resumes.
     wait_until(|| a.shared_stats().connected && b.shared_stats().connected);
-    put(&a, &s, "After the stall?", "shared again");
+    // Calls reconnect off the call path (within retry_after): until then an insert stays local,
+    // so insert until one is shared.
+    wait_until(|| {
+        let before = a.shared_stats().published;
+        put(&a, &s, "After the stall?", "shared again");
+        a.shared_stats().published > before
+    });
     wait_until(|| get(&b, &s, "After the stall?").0.is_some());
     assert_eq!(get(&b, &s, "After the stall?").0.unwrap().1, "shared again");
 }

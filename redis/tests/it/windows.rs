@@ -190,18 +190,33 @@ fn after_a_rewind_no_replica_serves_an_invalidated_entry() {
     server.stop();
     server.restart();
     let restarted = Instant::now();
-    // D starts at once, knowing nothing: it may load the entry before anyone re-asserts the
-    // removal, and must drop it when that happens.
-    let d = replica(&server);
-    let d_served = get(&d, &s, gone).is_some();
-    wait_until(Duration::from_secs(10), || get(&d, &s, gone).is_none());
-    let d_clear = restarted.elapsed();
-    // Every replica, old and new, ends up missing it, and keeps the entry that was not removed.
-    wait_until(Duration::from_secs(10), || {
-        [&a, &b, &c, &d].iter().all(|r| get(r, &s, gone).is_none())
-    });
-    let all_clear = restarted.elapsed();
-    // E starts after the live replicas have reconnected: it never sees the entry.
+    // D starts at once, knowing nothing, and is asked from its first moment on; the live
+    // replicas re-assert the removal when they reconnect, and D trusts the restarted server only
+    // after a grace that covers their reconnection.
+    let local = Cache::builder(DIM)
+        .threshold(0.85)
+        .time_to_live(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let d = SharedCache::connect(local, RedisOptions::new(server.url())).unwrap();
+    let mut asked = 0;
+    let mut reasserted_after = None;
+    let mut d_loaded_at = None;
+    while d.shared_stats().resyncs == 0 || restarted.elapsed() < Duration::from_secs(3) {
+        assert_eq!(get(&d, &s, gone), None, "D served the removed entry");
+        asked += 1;
+        if d_loaded_at.is_none() && d.shared_stats().resyncs >= 1 {
+            d_loaded_at = Some(restarted.elapsed());
+        }
+        if reasserted_after.is_none() && a.shared_stats().reasserted >= 1 {
+            reasserted_after = Some(restarted.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let d_loaded = d.shared_stats();
+    assert!(d_loaded.resyncs >= 1, "{d_loaded:?}");
+    let reasserted_after = reasserted_after.expect("A re-asserted its removal");
+    // Every replica misses it, and still has the entry that was not removed.
     wait_until(Duration::from_secs(10), || {
         [&a, &b, &c].iter().all(|r| r.shared_stats().connected)
     });
@@ -210,8 +225,15 @@ fn after_a_rewind_no_replica_serves_an_invalidated_entry() {
         assert_eq!(get(r, &s, gone), None);
         assert_eq!(get(r, &s, kept).as_deref(), Some("EU and US"));
     }
+    let sa = a.shared_stats();
+    assert!(sa.rewinds >= 1 && sa.reasserted >= 1, "{sa:?}");
     eprintln!(
-        "rewind: replica D started at once served the removed entry: {d_served}; D misses it \
-         {d_clear:?} after the restart, every replica {all_clear:?} after"
+        "rewind: D (started at once) asked {asked} times over {:?}, never served the removed \
+         entry; A re-asserted {} removal(s) {reasserted_after:?} after the restart ({} rewind(s) \
+         seen); D loaded {:?} after the restart",
+        restarted.elapsed(),
+        sa.reasserted,
+        sa.rewinds,
+        d_loaded_at
     );
 }

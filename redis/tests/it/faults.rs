@@ -84,12 +84,18 @@ fn redis_stopped_then_restarted_empty_degrades_to_local_and_resumes_without_stal
     assert!(sa.unshared_inserts >= 1 && sa.redis_errors > 0 && sb.redis_errors > 0);
 
     server.restart();
+    let restarted = Instant::now();
     // A publishes its invalidation; B finds the restarted stream out of step and reloads.
     wait_until(|| a.shared_stats().pending_invalidations == 0);
     wait_until(|| {
         get(&b, &s, "What is the refund window?").0.is_none()
             && get(&b, &s, "what is the refund window").0.is_none()
     });
+    eprintln!(
+        "restart (empty): B served the entry A removed during the outage until {:?} after the \
+         restart",
+        restarted.elapsed()
+    );
     assert!(b.shared_stats().resyncs >= 2);
     // Sharing resumes.
     wait_until(|| a.shared_stats().connected && b.shared_stats().connected);

@@ -118,19 +118,21 @@ fn calls_against_a_frozen_server_return_within_the_timeout() {
     let server = RedisServer::start();
     let (a, b) = (replica(&server), replica(&server));
     let s = Scope::named("t1");
-    put(&a, &s, "Which regions are supported?", "EU and US");
-    assert_eq!(
-        get(&b, &s, "Which regions are supported?").as_deref(),
-        Some("EU and US")
-    );
+    let stale = "Which regions are supported?";
+    put(&a, &s, stale, "EU and US");
+    wait_until(Duration::from_secs(5), || held_locally(&b, &s, stale));
     server.signal("STOP");
+    let frozen = Instant::now();
+    // Removed on A while frozen: gone there at once, kept to publish.
+    let t = Instant::now();
+    assert!(a.invalidate(&s, stale));
+    let mut times = vec![t.elapsed()];
+    assert!(!held_locally(&a, &s, stale));
     // Lookups of new prompts (each asks Redis), inserts and invalidations, for long enough to
     // span several retry_after periods (500 ms), so calls meet the server both with a pooled
     // connection and with none (where connecting alone used to take twice the timeout).
-    let mut times = Vec::new();
-    let started = Instant::now();
     let mut i = 0;
-    while started.elapsed() < Duration::from_millis(3000) {
+    while frozen.elapsed() < Duration::from_millis(3000) {
         let q = format!("A question never asked before, number {i}?");
         let t = Instant::now();
         assert_eq!(get(&b, &s, &q), None);
@@ -144,7 +146,16 @@ fn calls_against_a_frozen_server_return_within_the_timeout() {
         i += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
+    // B cannot hear of it while the server is frozen: the stall's window.
+    assert!(held_locally(&b, &s, stale));
     server.signal("CONT");
+    let thawed = Instant::now();
+    let applied = wait_until(Duration::from_secs(10), || !held_locally(&b, &s, stale));
+    eprintln!(
+        "frozen server: B served the entry A removed for the whole freeze ({:?}) and {applied:?} \
+         after it",
+        thawed - frozen
+    );
     times.sort();
     let slowest = *times.last().unwrap();
     let p99 = times[times.len() * 99 / 100];
@@ -165,6 +176,32 @@ fn calls_against_a_frozen_server_return_within_the_timeout() {
         put(&a, &s, "After the freeze?", "shared again");
         get(&b, &s, "After the freeze?").is_some()
     });
+}
+
+#[test]
+#[ignore = "needs redis-server (Debian package redis-server); run with --ignored"]
+fn after_an_empty_restart_an_invalidation_made_during_the_outage_reaches_every_replica() {
+    let mut server = RedisServer::start();
+    let (a, b) = (replica(&server), replica(&server));
+    let s = Scope::named("t1");
+    let stale = "What is the refund window?";
+    put(&a, &s, stale, "30 days");
+    wait_until(Duration::from_secs(5), || held_locally(&b, &s, stale));
+    server.stop();
+    let down = Instant::now();
+    assert!(a.invalidate(&s, stale));
+    std::thread::sleep(Duration::from_millis(1000));
+    // B works local-only meanwhile, and still answers the entry A removed.
+    assert_eq!(get(&b, &s, stale).as_deref(), Some("30 days"));
+    server.restart();
+    let restarted = Instant::now();
+    let applied = wait_until(Duration::from_secs(10), || get(&b, &s, stale).is_none());
+    assert_eq!(a.shared_stats().pending_invalidations, 0);
+    eprintln!(
+        "restart (empty): B served the entry A removed during the outage ({:?}) and {applied:?} \
+         after the restart",
+        restarted - down
+    );
 }
 
 #[test]

@@ -52,9 +52,15 @@ fn exact_key(scope: &Scope, normalized: &str) -> Key {
 /// - An invalidation or scope purge removes locally before it returns, and is never served by
 ///   another replica once that replica has applied it. Entries expire everywhere when their Redis
 ///   key does: replicas age them from the inserting replica's wall clock.
-/// - Redis down or slow: no call waits past [`RedisOptions::timeout`]; the replica works
-///   local-only, counts the errors, keeps its invalidations to publish later, and catches up (or
-///   reloads) when Redis is back.
+/// - Redis down or slow: no call waits past [`RedisOptions::timeout`] (calls never connect:
+///   connections are opened off the call path); the replica works local-only, counts the
+///   errors, keeps its invalidations to publish later, and catches up (or reloads) when Redis is
+///   back.
+/// - Redis back with older data (restarted from an RDB or AOF that lacks its last writes): each
+///   replica writes again the removals it knows of that the server lost, and no replica takes
+///   entries from a server that restarted from disk until it has been up 2 ×
+///   [`RedisOptions::retry_after`]; see [`SharedStats::rewinds`] and the README's "Scale-out"
+///   section for the exact guarantee.
 ///
 /// The cache must have a TTL ([`CacheBuilder::time_to_live`](paracache::CacheBuilder::time_to_live)): Redis keys expire
 /// with it, which bounds Redis memory and lets every replica honour the same expiry.
@@ -144,7 +150,7 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     }
 
     /// Look a prompt up: the local exact tier, then Redis (an entry another replica inserted,
-    /// answered with [`Source::Shared`](paracache::Source::Shared) and kept locally), then `embed`
+    /// answered with [`Source::Shared`] and kept locally), then `embed`
     /// and the local semantic tier. As [`Cache::lookup`] otherwise.
     pub fn lookup(&self, scope: &Scope, prompt: &str, embed: impl EmbedFn) -> Result<Lookup<V>> {
         let core = self.core();

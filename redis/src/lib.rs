@@ -59,7 +59,7 @@ fn exact_key(scope: &Scope, normalized: &str) -> Key {
 /// - Redis back with older data (restarted from an RDB or AOF that lacks its last writes): each
 ///   replica writes again the removals it knows of that the server lost, and no replica takes
 ///   entries from a server that restarted from disk until it has been up 2 ×
-///   [`RedisOptions::retry_after`]; see [`SharedStats::rewinds`] and the README's "Scale-out"
+///   [`RedisOptions::retry_after`] + 1 s; see [`SharedStats::rewinds`] and the README's "Scale-out"
 ///   section for the exact guarantee.
 ///
 /// The cache must have a TTL ([`CacheBuilder::time_to_live`](paracache::CacheBuilder::time_to_live)): Redis keys expire

@@ -69,8 +69,9 @@ impl RedisOptions {
     /// After a failed call, how long calls skip Redis before trying again (default 500 ms), so an
     /// outage costs one timeout per interval, not one per lookup. The stream follower and the
     /// connector also retry at this interval. A server that restarted from persisted data is
-    /// trusted only once it has been up twice this long, so every live replica has reconnected
-    /// and written back the removals the server lost (all sharing caches should agree).
+    /// trusted only once it has been up twice this long plus a second, so every live replica has
+    /// reconnected and written back the removals the server lost (all sharing caches should
+    /// agree).
     pub fn retry_after(mut self, retry_after: Duration) -> RedisOptions {
         self.retry_after = retry_after;
         self

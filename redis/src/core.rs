@@ -79,8 +79,9 @@ pub(crate) struct Core<V> {
     ttl: Duration,
     pub(crate) stop: AtomicBool,
     pub(crate) connected: AtomicBool,
-    /// Whether a local miss may take an entry from Redis: not before the follower has checked
-    /// the server, nor during the grace after it restarted from persisted data.
+    /// Whether a local miss may take an entry from Redis: only while the follower is connected
+    /// and has checked the server, and not during the grace after it restarted from persisted
+    /// data.
     pub(crate) trusted: AtomicBool,
 }
 

@@ -70,6 +70,9 @@ where
             .connect(read_timeout)
             .and_then(|mut conn| follow(core, &mut conn, &mut pos));
         core.connected.store(false, Ordering::Relaxed);
+        // Until the follower has checked the server again (it may come back with older data),
+        // a local miss does not take entries from it.
+        core.trusted.store(false, Ordering::Relaxed);
         if followed.is_err() {
             bump(&core.counters.redis_errors);
             pause(core, core.options.retry_after);
@@ -138,10 +141,10 @@ where
                     && n <= last
                 {
                     // A number seen already, on a newer event: the counter went back while this
-                    // follower was away (a restart from older data that writes since have not
-                    // yet carried past its last check). The first new event is numbered one
-                    // past what the server kept.
-                    core.reassert(conn, bucket as u16, n - 1)?;
+                    // follower was away, in a way the connect-time check could not see (its
+                    // newest event had been trimmed). The first new event is numbered one past
+                    // what the server kept.
+                    core.reassert(conn, bucket as u16, n.saturating_sub(1))?;
                     pos.synced = false;
                     break;
                 }

@@ -74,6 +74,7 @@ where
         // a local miss does not take entries from it.
         core.trusted.store(false, Ordering::Relaxed);
         if followed.is_err() {
+            core.link.reset();
             bump(&core.counters.redis_errors);
             pause(core, core.options.retry_after);
         }

@@ -26,6 +26,9 @@ struct Pool {
     started: Instant,
     /// Nanoseconds since `started` before which calls do not try Redis.
     closed_until: AtomicU64,
+    /// Nanoseconds since `started` before which the connector does not try again after a failed
+    /// connect (calls asking for connections do not hurry it; the follower reaching Redis does).
+    retry_at: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -78,6 +81,14 @@ impl Pool {
                 self.wake.wait(&mut wanted);
                 continue;
             }
+            let wait = self
+                .retry_at
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.since_start());
+            if wait > 0 {
+                self.wake.wait_for(&mut wanted, Duration::from_nanos(wait));
+                continue;
+            }
             let opened = parking_lot::MutexGuard::unlocked(&mut wanted, || self.open());
             match opened {
                 Ok(conn) => {
@@ -88,11 +99,21 @@ impl Pool {
                     }
                 }
                 Err(_) => {
-                    self.close_for_a_while();
-                    self.wake.wait_for(&mut wanted, self.retry_after);
+                    // Calls are not closed for this: with no connection they go local at once
+                    // anyway, and a connect that fails just as the server comes back must not
+                    // turn them away after the follower has reached it.
+                    let at = self.since_start() + self.retry_after.as_nanos() as u64;
+                    self.retry_at.store(at, Ordering::Relaxed);
                 }
             }
         }
+    }
+
+    /// Drop every idle connection (their server may be gone) and have the connector open fresh
+    /// ones.
+    fn reset(&self) {
+        self.idle.lock().clear();
+        self.want(MIN_IDLE);
     }
 }
 
@@ -112,6 +133,7 @@ impl Link {
             retry_after,
             started: Instant::now(),
             closed_until: AtomicU64::new(0),
+            retry_at: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let connector = pool.clone();
@@ -125,8 +147,16 @@ impl Link {
     /// retry at once rather than at the end of its pause.
     pub(crate) fn reopen(&self) {
         self.pool.closed_until.store(0, Ordering::Relaxed);
+        self.pool.retry_at.store(0, Ordering::Relaxed);
         let idle = self.pool.idle.lock().len();
         self.pool.want(MIN_IDLE.saturating_sub(idle));
+    }
+
+    /// The follower lost Redis: the idle connections are likely dead too. Dropping them now
+    /// spares the first calls after Redis is back a failure (and `retry_after` of local-only
+    /// calls), since calls made while the follower is away may not have touched them.
+    pub(crate) fn reset(&self) {
+        self.pool.reset();
     }
 
     /// A fresh connection whose reads time out after `read_timeout` (the follower's own, opened
@@ -185,8 +215,7 @@ impl Link {
                 // A timed-out connection may still deliver the late reply: never reuse it.
                 if is_link_failure(&e) {
                     pool.close_for_a_while();
-                    pool.idle.lock().clear();
-                    pool.want(MIN_IDLE);
+                    pool.reset();
                 }
                 None
             }

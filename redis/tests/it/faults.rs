@@ -101,6 +101,12 @@ fn redis_stopped_then_restarted_empty_degrades_to_local_and_resumes_without_stal
     wait_until(|| a.shared_stats().connected && b.shared_stats().connected);
     put(&a, &s, "How do I export my data?", "Settings > Export");
     let (answer, _) = get(&b, &s, "How do I export my data?");
+    assert!(
+        answer.is_some(),
+        "{:?}\n{:?}",
+        a.shared_stats(),
+        b.shared_stats()
+    );
     assert_eq!(answer.unwrap().1, "Settings > Export");
     assert_eq!(
         get(&b, &Scope::named("t2"), "How do I export my data?").0,

@@ -583,10 +583,10 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// assert_eq!((s.inserts, s.exact_hits, s.entries, s.index_live), (1, 1, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        let (live, dead) = self.inner.partitions.totals();
-        self.inner
-            .counters
-            .snapshot(self.inner.entries.len() as u64, live, dead)
+        self.inner.counters.snapshot(
+            self.inner.entries.len() as u64,
+            self.inner.partitions.totals(),
+        )
     }
 
     /// Run the eviction policy's pending maintenance now (evictions and expirations it has
@@ -604,13 +604,23 @@ impl<V: Send + Sync + 'static> Cache<V> {
     }
 
     /// Rebuild, on this thread, every partition that has passed its dead-share bound or the exact
-    /// scan limit, first waiting for any background rebuild of it to finish. Rebuilds otherwise happen
-    /// by themselves in the background; call this to settle the index now (e.g. before measuring
-    /// memory or saving).
+    /// scan limit, first waiting for any background rebuild of it to finish, then link into the
+    /// graph every vector the background indexer has not reached yet
+    /// ([`Stats::index_pending`]). Rebuilds and indexing otherwise happen by themselves in the
+    /// background; call this to settle the index now (e.g. before measuring memory or latency,
+    /// or saving).
     ///
     /// ```
-    /// let c = paracache::Cache::<u8>::builder(1).build().unwrap();
+    /// use paracache::{Cache, Scope};
+    /// let c: Cache<u32> = Cache::builder(2).exact_scan_limit(8).build().unwrap();
+    /// for i in 0..200u32 {
+    ///     let a = i as f32 * 0.01;
+    ///     c.insert(&Scope::global(), &format!("q{i}"), vec![a.cos(), a.sin()], i).unwrap();
+    /// }
     /// c.compact();
+    /// let s = c.stats();
+    /// assert_eq!((s.index_live, s.index_pending), (200, 0));
+    /// assert!(s.rebuilds >= 1, "promoted to a graph");
     /// ```
     pub fn compact(&self) {
         let params = self.inner.config.index;
@@ -623,6 +633,8 @@ impl<V: Send + Sync + 'static> Cache<V> {
             } else if p.rebuild(&params) {
                 Counters::bump(&self.inner.counters.rebuilds);
             }
+            // Vectors the background indexer has not linked yet go in now, on this thread.
+            p.segment().index_now();
         }
     }
 

@@ -17,6 +17,15 @@ pub(crate) struct Partitions {
     shards: Box<[Shard]>,
 }
 
+/// Vector counts over every partition, for [`crate::Stats`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IndexTotals {
+    pub(crate) live: u64,
+    pub(crate) dead: u64,
+    /// Slots not yet linked into their graph.
+    pub(crate) pending: u64,
+}
+
 impl Partitions {
     pub(crate) fn new() -> Self {
         Partitions {
@@ -89,17 +98,18 @@ impl Partitions {
     }
 
     /// Live and dead vectors over all partitions.
-    pub(crate) fn totals(&self) -> (u64, u64) {
-        let mut live = 0;
-        let mut dead = 0;
+    pub(crate) fn totals(&self) -> IndexTotals {
+        let mut t = IndexTotals::default();
         for shard in self.shards.iter() {
             for p in shard.read().values() {
-                let (l, d) = p.segment().counts();
-                live += l as u64;
-                dead += d as u64;
+                let seg = p.segment();
+                let (l, d) = seg.counts();
+                t.live += l as u64;
+                t.dead += d as u64;
+                t.pending += seg.backlog() as u64;
             }
         }
-        (live, dead)
+        t
     }
 
     /// Number of partitions (scopes with indexed vectors).

@@ -54,6 +54,10 @@ pub struct Stats {
     pub index_live: u64,
     /// Vectors still in the index whose entry is gone (reclaimed by the next rebuild).
     pub index_dead: u64,
+    /// Vectors in a graph partition that the background indexer has not linked into the graph
+    /// yet: lookups find them by exact scan meanwhile. Bounded near 1,024 per partition (an
+    /// insert waits beyond that); [`Cache::compact`](crate::Cache::compact) indexes them at once.
+    pub index_pending: u64,
     /// Partition rebuilds completed (compactions and flat-to-graph promotions).
     pub rebuilds: u64,
     /// Periodic snapshots written.
@@ -88,7 +92,7 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, entries: u64, index_live: u64, index_dead: u64) -> Stats {
+    pub(crate) fn snapshot(&self, entries: u64, index: crate::partitions::IndexTotals) -> Stats {
         Stats {
             exact_hits: self.exact_hits.load(Relaxed),
             alias_hits: self.alias_hits.load(Relaxed),
@@ -105,8 +109,9 @@ impl Counters {
             embed_calls: self.embed_calls.load(Relaxed),
             compute_calls: self.compute_calls.load(Relaxed),
             entries,
-            index_live,
-            index_dead,
+            index_live: index.live,
+            index_dead: index.dead,
+            index_pending: index.pending,
             rebuilds: self.rebuilds.load(Relaxed),
             snapshots_saved: self.snapshots_saved.load(Relaxed),
             snapshot_errors: self.snapshot_errors.load(Relaxed),

@@ -35,8 +35,9 @@ pub(crate) const TAIL_LIMIT: usize = 128;
 /// a slot append whatever the graph's size.
 pub(crate) const BACKLOG_LIMIT: usize = 1024;
 
-/// Slots an indexer adds with all cores at once (rayon) when the backlog is at least this long;
-/// shorter backlogs go in one by one, leaving the other cores to lookups.
+/// Slots an indexer adds with all cores at once (rayon) when the backlog is at least this long
+/// (a writer outpaced it, a rebuild's catch-up, `compact`); shorter backlogs go in one by one,
+/// leaving the other cores to lookups.
 const PARALLEL_BATCH: usize = 256;
 
 struct Slot {
@@ -357,7 +358,7 @@ impl Segment {
             }
             // A failed graph insert leaves the vector reachable only through the exact tier until
             // the next rebuild; it is never served wrongly.
-            if self.background && batch.len() >= PARALLEL_BATCH {
+            if batch.len() >= PARALLEL_BATCH {
                 let items: Vec<(&[f32], usize)> =
                     batch.iter().map(|(slot, v)| (&**v, *slot)).collect();
                 let _ = graph.insert_batch(&items, &|| self.abandoned.load(Ordering::Acquire));

@@ -3,6 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The snapshot schema of [`Completion`]: a snapshot written with another one (an older gateway's)
+/// is not loaded (the gateway starts empty instead of misreading it).
+pub const COMPLETION_SCHEMA: u32 = 2;
+
+/// Milliseconds since the Unix epoch, the clock stored answers are dated by.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// One cached answer: a single plain-text assistant message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +27,14 @@ pub struct Completion {
     pub finish_reason: String,
     /// How long the upstream took to produce it; every hit credits this as time saved.
     pub upstream_ms: u64,
+    /// The upstream's `usage` object (token counts) as JSON text, when it sent one; hits return
+    /// it so that clients counting tokens keep working.
+    pub usage: Option<String>,
+    /// When it was stored, in milliseconds since the Unix epoch (a hit's `Age`).
+    pub stored_at_ms: u64,
+    /// When a per-request `ttl` ends it, in milliseconds since the Unix epoch: from then on it
+    /// is treated as a miss and replaced.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Completion {
@@ -33,12 +53,42 @@ impl Completion {
             content: message.get("content")?.as_str()?.to_string(),
             finish_reason: text_field(choice, "finish_reason"),
             upstream_ms,
+            usage: body
+                .get("usage")
+                .filter(|u| u.is_object())
+                .map(Value::to_string),
+            stored_at_ms: now_ms(),
+            expires_at_ms: None,
         })
     }
 
-    /// The answer as a `chat.completion` object.
+    /// The same answer, ending `ttl_secs` after it was stored (`None`: only the cache's own
+    /// time to live ends it).
+    pub fn with_ttl(mut self, ttl_secs: Option<u64>) -> Self {
+        self.expires_at_ms = ttl_secs.map(|s| self.stored_at_ms.saturating_add(s * 1000));
+        self
+    }
+
+    /// Milliseconds since it was stored, at `now_ms`.
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.stored_at_ms)
+    }
+
+    /// Whether its per-request `ttl` has run out at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|end| now_ms >= end)
+    }
+
+    /// The stored `usage` object.
+    pub fn usage(&self) -> Option<Value> {
+        self.usage
+            .as_deref()
+            .and_then(|u| serde_json::from_str(u).ok())
+    }
+
+    /// The answer as a `chat.completion` object, with the stored `usage` when there is one.
     pub fn to_response(&self, id: &str, created: u64) -> Value {
-        json!({
+        let mut v = json!({
             "id": id,
             "object": "chat.completion",
             "created": created,
@@ -48,28 +98,47 @@ impl Completion {
                 "message": {"role": "assistant", "content": self.content},
                 "finish_reason": self.finish_reason,
             }],
-        })
+        });
+        if let Some(usage) = self.usage() {
+            v["usage"] = usage;
+        }
+        v
     }
 
     /// The answer as the server-sent events a streaming upstream sends: the role, the content,
-    /// the finish reason, then `[DONE]`.
-    pub fn to_sse(&self, id: &str, created: u64) -> Vec<String> {
-        let chunk = |delta: Value, finish: Value| {
-            let event = json!({
+    /// the finish reason, then `[DONE]`. With `include_usage` (the request's
+    /// `stream_options.include_usage`), every chunk carries `"usage": null` and a last chunk with
+    /// no choices carries the stored usage, as OpenAI sends them.
+    pub fn to_sse(&self, id: &str, created: u64, include_usage: bool) -> Vec<String> {
+        let event = |choices: Value, usage: Option<Value>| {
+            let mut event = json!({
                 "id": id,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": choices,
             });
+            if include_usage {
+                event["usage"] = usage.unwrap_or(Value::Null);
+            }
             format!("data: {event}\n\n")
         };
-        vec![
+        let chunk = |delta: Value, finish: Value| {
+            event(
+                json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
+                None,
+            )
+        };
+        let mut events = vec![
             chunk(json!({"role": "assistant", "content": ""}), Value::Null),
             chunk(json!({"content": self.content}), Value::Null),
             chunk(json!({}), json!(self.finish_reason)),
-            "data: [DONE]\n\n".to_string(),
-        ]
+        ];
+        if include_usage && let Some(usage) = self.usage() {
+            events.push(event(json!([]), Some(usage)));
+        }
+        events.push("data: [DONE]\n\n".to_string());
+        events
     }
 }
 
@@ -92,6 +161,7 @@ pub struct StreamAssembler {
     model: String,
     content: String,
     finish_reason: Option<String>,
+    usage: Option<String>,
     done: bool,
     /// Set by anything that a single plain-text completion cannot hold.
     uncacheable: bool,
@@ -125,6 +195,9 @@ impl StreamAssembler {
         if let Some(model) = event.get("model").and_then(Value::as_str) {
             self.model = model.to_string();
         }
+        if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(usage.to_string());
+        }
         let choices = event.get("choices").and_then(Value::as_array);
         for choice in choices.into_iter().flatten() {
             if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
@@ -143,6 +216,11 @@ impl StreamAssembler {
         }
     }
 
+    /// Whether the stream has ended with `[DONE]` (cacheable or not).
+    pub fn ended(&self) -> bool {
+        self.done
+    }
+
     /// The completed answer, or `None` if the stream did not end with `[DONE]` after a finish
     /// reason, or held something a plain-text completion cannot.
     pub fn finish(self, upstream_ms: u64) -> Option<Completion> {
@@ -152,6 +230,9 @@ impl StreamAssembler {
             content: self.content,
             finish_reason,
             upstream_ms,
+            usage: self.usage,
+            stored_at_ms: now_ms(),
+            expires_at_ms: None,
         })
     }
 }

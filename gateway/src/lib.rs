@@ -62,6 +62,7 @@
 
 pub mod app;
 pub mod completion;
+pub mod controls;
 pub mod fake;
 mod metrics;
 pub mod policy;

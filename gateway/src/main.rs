@@ -54,6 +54,11 @@ struct Args {
     /// Cache file: loaded on start when it exists, saved on shutdown [default: none]
     #[arg(long, value_name = "PATH")]
     snapshot: Option<PathBuf>,
+    /// Read the x-tenant-id header to narrow each caller's partition within its API key. Only
+    /// behind a proxy that sets it and strips any the client sent; without this flag the header
+    /// is ignored, and the tenant is the caller's credential alone
+    #[arg(long)]
+    trusted_tenant_header: bool,
 }
 
 #[tokio::main]
@@ -63,10 +68,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         None => (Arc::new(HashEmbedder::new(384)), 0.85),
         Some(dir) => (model(dir)?, paracache::DEFAULT_THRESHOLD),
     };
-    let builder = Cache::builder(embedder.dimension())
-        .threshold(args.threshold.unwrap_or(threshold))
-        .max_entries(args.max_entries)
-        .time_to_live(Duration::from_secs(args.ttl_secs));
+    let builder = || {
+        Cache::builder(embedder.dimension())
+            .threshold(args.threshold.unwrap_or(threshold))
+            .max_entries(args.max_entries)
+            .time_to_live(Duration::from_secs(args.ttl_secs))
+    };
     let snapshot = args.snapshot;
     let (cache, loaded) = app::load_cache(builder, snapshot.as_ref())?;
     if let (Some(report), Some(path)) = (loaded, &snapshot) {
@@ -75,6 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstream = upstream::Upstream::new(&args.upstream, Duration::from_secs(args.timeout_secs))?;
     let policy = policy::Policy {
         max_temperature: args.max_temperature,
+        trusted_tenant_header: args.trusted_tenant_header,
         ..policy::Policy::default()
     };
     let blocks = args.model_dir.is_some();

@@ -6,16 +6,18 @@
 //! upstream's own answer, streamed as it arrives when it asked for a stream; the others get the
 //! stored answer once it is complete. Only complete, successful, plain-text answers are stored.
 //! When the leader's answer cannot be stored (an error, a 429, tool calls), the callers that
-//! waited for it get that same answer: no caller ever waits for a leader and then makes an
-//! upstream call of its own (the one exception: a plain request that waited for a streamed
-//! answer with tool calls, or the reverse, which cannot be converted, is forwarded then).
+//! waited for it get that same answer (a stream put back together for a plain caller, a
+//! completion as events for a streaming one): no caller waits for a leader and then makes an
+//! upstream call of its own.
 //!
 //! The per-request [controls](crate::controls) choose between three paths: the shared one above;
 //! a refresh (`no-cache`: call the upstream, store its answer in place of the old one); and a
 //! read without a store (`no-store`). A hit older than the request's `max-age`, or past the
 //! `ttl` it was stored with, is removed and answered as a miss.
 
-use crate::completion::{COMPLETION_SCHEMA, Completion, StreamAssembler, now_ms};
+use crate::completion::{
+    COMPLETION_SCHEMA, Completion, StreamAssembler, completion_to_sse, now_ms, sse_to_completion,
+};
 use crate::controls::Controls;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy};
@@ -363,12 +365,27 @@ impl Gateway {
         }
     }
 
-    /// The leader's uncacheable answer, handed to a caller that waited for it.
-    async fn handed(&self, chat: &Chat, reply: Reply) -> Response {
+    /// The leader's uncacheable answer, handed to a caller that waited for it: as it is, or
+    /// converted when the leader streamed and this caller did not, or the reverse.
+    async fn handed(&self, chat: &Chat, mut reply: Reply) -> Response {
         if reply.status.is_success() && reply.is_event_stream() != chat.stream {
-            // A stream for a plain request, or the reverse: forwarded on its own.
-            self.metrics.request("miss");
-            return self.forward(&chat.headers, &chat.body, "miss").await;
+            let converted = if chat.stream {
+                serde_json::from_slice(&reply.body)
+                    .ok()
+                    .and_then(|v| completion_to_sse(&v, chat.include_usage))
+                    .map(|events| (events, "text/event-stream"))
+            } else {
+                sse_to_completion(&reply.body).map(|v| (v.to_string(), "application/json"))
+            };
+            let Some((body, content_type)) = converted else {
+                // Nothing this caller can read: it asks on its own.
+                self.metrics.request("miss");
+                return self.forward(&chat.headers, &chat.body, "miss").await;
+            };
+            reply.body = Bytes::from(body);
+            reply
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
         self.metrics.request("miss");
         let mut response = tagged(reply.into_response(), "miss", None);

@@ -236,3 +236,141 @@ impl StreamAssembler {
         })
     }
 }
+
+/// An uncacheable `chat.completion` (tool calls, several choices) as the server-sent events a
+/// streaming upstream would have sent: per choice, one chunk holding the whole message as its
+/// delta (each tool call with its `index`), then the usage chunk when `include_usage`, then
+/// `[DONE]`. For a streaming caller that waited on a plain request's answer.
+pub fn completion_to_sse(body: &Value, include_usage: bool) -> Option<String> {
+    let choices = body.get("choices")?.as_array()?;
+    let head = |choices: Value| {
+        let mut e = json!({
+            "id": body.get("id").cloned().unwrap_or(Value::Null),
+            "object": "chat.completion.chunk",
+            "created": body.get("created").cloned().unwrap_or(json!(0)),
+            "model": body.get("model").cloned().unwrap_or(Value::Null),
+            "choices": choices,
+        });
+        if include_usage {
+            e["usage"] = Value::Null;
+        }
+        e
+    };
+    let mut out = String::new();
+    for (i, choice) in choices.iter().enumerate() {
+        let mut delta = choice.get("message")?.clone();
+        if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
+            for (n, call) in calls.iter_mut().enumerate() {
+                call["index"] = json!(n);
+            }
+        }
+        let index = choice.get("index").cloned().unwrap_or(json!(i));
+        let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
+        let event = head(json!([{"index": index, "delta": delta, "finish_reason": finish}]));
+        out.push_str(&format!("data: {event}\n\n"));
+    }
+    if let (true, Some(usage)) = (include_usage, body.get("usage")) {
+        let mut event = head(json!([]));
+        event["usage"] = usage.clone();
+        out.push_str(&format!("data: {event}\n\n"));
+    }
+    out.push_str("data: [DONE]\n\n");
+    Some(out)
+}
+
+/// A complete stream of `chat.completion.chunk` events put back together as the
+/// `chat.completion` object a plain request gets: contents and tool-call arguments
+/// concatenated per choice and per call index. For a plain caller that waited on a streaming
+/// request's uncacheable answer. `None` unless the stream parses and ends with `[DONE]`.
+pub fn sse_to_completion(events: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(events).ok()?;
+    let mut head = json!({"object": "chat.completion"});
+    let mut choices: Vec<Value> = Vec::new();
+    let mut done = false;
+    for data in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:").map(str::trim))
+    {
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let event: Value = serde_json::from_str(data).ok()?;
+        for field in ["id", "created", "model", "system_fingerprint"] {
+            if let Some(v) = event.get(field).filter(|v| !v.is_null()) {
+                head[field] = v.clone();
+            }
+        }
+        if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
+            head["usage"] = usage.clone();
+        }
+        for choice in event
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let i = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            while choices.len() <= i {
+                let n = choices.len();
+                choices.push(
+                    json!({"index": n, "message": {"role": "assistant", "content": null},
+                    "finish_reason": null}),
+                );
+            }
+            let slot = &mut choices[i];
+            if let Some(reason) = choice.get("finish_reason").filter(|r| !r.is_null()) {
+                slot["finish_reason"] = reason.clone();
+            }
+            let Some(delta) = choice.get("delta") else {
+                continue;
+            };
+            let message = &mut slot["message"];
+            if let Some(role) = delta.get("role").filter(|r| r.is_string()) {
+                message["role"] = role.clone();
+            }
+            if let Some(piece) = delta.get("content").and_then(Value::as_str) {
+                let joined = format!("{}{piece}", message["content"].as_str().unwrap_or(""));
+                message["content"] = json!(joined);
+            }
+            for call in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let n = call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+                let calls = message
+                    .as_object_mut()?
+                    .entry("tool_calls")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()?;
+                while calls.len() <= n {
+                    calls.push(json!({"id": null, "type": "function",
+                        "function": {"name": "", "arguments": ""}}));
+                }
+                let slot = &mut calls[n];
+                for field in ["id", "type"] {
+                    if let Some(v) = call.get(field).filter(|v| !v.is_null()) {
+                        slot[field] = v.clone();
+                    }
+                }
+                for field in ["name", "arguments"] {
+                    if let Some(piece) = call
+                        .pointer(&format!("/function/{field}"))
+                        .and_then(Value::as_str)
+                    {
+                        let joined =
+                            format!("{}{piece}", slot["function"][field].as_str().unwrap_or(""));
+                        slot["function"][field] = json!(joined);
+                    }
+                }
+            }
+        }
+    }
+    if !done {
+        return None;
+    }
+    head["choices"] = Value::Array(choices);
+    Some(head)
+}

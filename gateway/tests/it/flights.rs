@@ -60,3 +60,56 @@ async fn waiters_get_the_leaders_uncacheable_answer_in_one_round_trip() {
         assert_eq!(handed, 9, "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plain_and_streaming_waiters_get_the_leaders_tool_call_in_their_own_shape() {
+    let delay = Duration::from_millis(300);
+    let (url, fake) = start(delay).await;
+    for (leader, waiter) in [
+        (
+            chat("Use a TOOL, plain first"),
+            streamed_chat("Use a TOOL, plain first"),
+        ),
+        (
+            streamed_chat("Use a TOOL, stream first"),
+            chat("Use a TOOL, stream first"),
+        ),
+    ] {
+        let before = fake.calls.load(Ordering::SeqCst);
+        let lead = tokio::spawn({
+            let url = url.clone();
+            async move { ask(&url, "k1", leader).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        let waiters =
+            futures_util::future::join_all((0..5).map(|_| ask(&url, "k1", waiter.clone()))).await;
+        assert!(
+            t.elapsed() < delay,
+            "no second round trip: {:?}",
+            t.elapsed()
+        );
+        lead.await.unwrap();
+        assert_eq!(fake.calls.load(Ordering::SeqCst), before + 1);
+        for a in &waiters {
+            assert_eq!(a.status, 200);
+            let call = if waiter["stream"] == json!(true) {
+                let data: Vec<Value> = a
+                    .body
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .filter(|d| *d != "[DONE]")
+                    .map(|d| serde_json::from_str(d).unwrap())
+                    .collect();
+                assert!(a.body.ends_with("data: [DONE]\n\n"));
+                data[0]["choices"][0]["delta"]["tool_calls"][0].clone()
+            } else {
+                let v: Value = serde_json::from_str(&a.body).unwrap();
+                assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+                v["choices"][0]["message"]["tool_calls"][0].clone()
+            };
+            assert_eq!(call["function"]["name"], "lookup", "{}", a.body);
+            assert_eq!(call["function"]["arguments"], "{\"q\":1}");
+        }
+    }
+}

@@ -320,7 +320,80 @@ impl<V: Send + Sync + 'static> Cache<V> {
         Fut: Future<Output = std::result::Result<V, E2>>,
         E2: Into<BoxError>,
     {
-        self.compute_once(scope, prompt, embed, compute).await
+        self.compute_once(scope, prompt, embed, &NoSecondTier, compute)
+            .await
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) whose lookup goes
+    /// [through](Self::lookup_through) a [`SecondTier`]: a repeat that tier answers is neither
+    /// embedded nor computed. The caller that computed gets a [`Source::Computed`] hit (a shared
+    /// tier publishes that one).
+    ///
+    /// ```
+    /// use paracache::{Cache, ExactProbe, Hit, Scope, SecondTier, Source};
+    /// struct Empty;
+    /// impl SecondTier<String> for Empty {
+    ///     fn lookup(&self, _: &ExactProbe<'_>) -> Option<Hit<String>> { None }
+    /// }
+    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
+    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.0]);
+    /// let hit = cache.get_or_insert_with_through(&Scope::global(), "q", embed, &Empty, || {
+    ///     Ok::<_, std::io::Error>("a".to_string())
+    /// }).unwrap();
+    /// assert_eq!(hit.source(), Source::Computed);
+    /// ```
+    pub fn get_or_insert_with_through<T, C, E2>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+        tier: &T,
+        compute: C,
+    ) -> Result<Hit<V>>
+    where
+        T: SecondTier<V> + ?Sized,
+        C: FnOnce() -> std::result::Result<V, E2>,
+        E2: Into<BoxError>,
+    {
+        pollster::block_on(
+            self.compute_once(scope, prompt, embed, tier, move || async move { compute() }),
+        )
+    }
+
+    /// [`get_or_insert_with_async`](Self::get_or_insert_with_async) through a [`SecondTier`], as
+    /// [`get_or_insert_with_through`](Self::get_or_insert_with_through). The tier is asked on the
+    /// caller's thread, before the first await.
+    ///
+    /// ```
+    /// use paracache::{Cache, ExactProbe, Hit, Scope, SecondTier, Source};
+    /// struct Empty;
+    /// impl SecondTier<String> for Empty {
+    ///     fn lookup(&self, _: &ExactProbe<'_>) -> Option<Hit<String>> { None }
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache: Cache<String> = Cache::builder(2).build().unwrap();
+    /// let embed = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.0]);
+    /// let hit = cache.get_or_insert_with_async_through(&Scope::global(), "q", embed, &Empty, || async {
+    ///     Ok::<_, std::io::Error>("a".to_string())
+    /// }).await.unwrap();
+    /// assert_eq!(hit.source(), Source::Computed);
+    /// # });
+    /// ```
+    pub async fn get_or_insert_with_async_through<T, C, Fut, E2>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+        tier: &T,
+        compute: C,
+    ) -> Result<Hit<V>>
+    where
+        T: SecondTier<V> + ?Sized,
+        C: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E2>>,
+        E2: Into<BoxError>,
+    {
+        self.compute_once(scope, prompt, embed, tier, compute).await
     }
 
     /// Insert (or replace) the answer for `prompt` in `scope`, with its embedding.

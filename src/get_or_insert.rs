@@ -9,6 +9,7 @@ use crate::key::Key;
 use crate::outcome::{Hit, Lookup, Source};
 use crate::scope::Scope;
 use crate::stats::Counters;
+use crate::tier::SecondTier;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -28,20 +29,23 @@ enum Start<'s, V> {
 
 impl<V: Send + Sync + 'static> Cache<V> {
     /// The body of [`Cache::get_or_insert_with_async`] (and, through `pollster`, of
-    /// [`Cache::get_or_insert_with`]): a counted lookup, then one computation per flight.
-    pub(crate) async fn compute_once<C, Fut, E2>(
+    /// [`Cache::get_or_insert_with`], and of their `_through` variants): a counted lookup (through
+    /// `tier`), then one computation per flight.
+    pub(crate) async fn compute_once<T, C, Fut, E2>(
         &self,
         scope: &Scope,
         prompt: &str,
         embed: impl EmbedFn,
+        tier: &T,
         compute: C,
     ) -> Result<Hit<V>>
     where
+        T: SecondTier<V> + ?Sized,
         C: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<V, E2>>,
         E2: Into<BoxError>,
     {
-        let pending = match self.start(scope, prompt, embed)? {
+        let pending = match self.start(scope, prompt, embed, tier)? {
             Start::Hit(hit) => return Ok(hit),
             Start::Miss(p) => p,
         };
@@ -85,13 +89,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
     }
 
     /// The counted lookup that begins a get_or_insert_with; a miss becomes a pending computation.
-    fn start<'s>(
+    fn start<'s, T: SecondTier<V> + ?Sized>(
         &self,
         scope: &'s Scope,
         prompt: &str,
         embed: impl EmbedFn,
+        tier: &T,
     ) -> Result<Start<'s, V>> {
-        Ok(match self.lookup(scope, prompt, embed)? {
+        Ok(match self.lookup_through(scope, prompt, embed, tier)? {
             Lookup::Hit(hit) => Start::Hit(hit),
             Lookup::Miss(miss) => Start::Miss(Pending {
                 threshold: self.threshold_for(scope),

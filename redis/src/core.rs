@@ -15,10 +15,14 @@ use redis::{Connection, RedisResult};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// A removal this replica made, kept until Redis has it.
+/// Removals remembered to re-assert after a rewind; the oldest go first beyond this.
+const MAX_KNOWN: usize = 100_000;
+
+/// A removal: this replica's (kept until Redis has it) or another's.
+#[derive(Clone)]
 pub(crate) enum Removal {
     Key {
         scope: Scope,
@@ -26,6 +30,23 @@ pub(crate) enum Removal {
         key: Key,
     },
     Scope(Scope),
+}
+
+impl Removal {
+    pub(crate) fn scope(&self) -> &Scope {
+        match self {
+            Removal::Key { scope, .. } | Removal::Scope(scope) => scope,
+        }
+    }
+}
+
+/// A removal Redis has had, with its bucket's generation: if the server comes back with an older
+/// generation it may have lost it, and this replica writes it again.
+struct Known {
+    bucket: u16,
+    generation: u64,
+    at: Instant,
+    removal: Removal,
 }
 
 /// What became of an entry from Redis.
@@ -48,11 +69,18 @@ pub(crate) struct Core<V> {
     marks: Marks,
     pub(crate) counters: SharedCounters,
     pending: Mutex<VecDeque<Removal>>,
+    /// Removals made or applied here within the TTL, oldest first.
+    known: Mutex<VecDeque<Known>>,
+    /// Per bucket, the highest generation (event number) this replica has seen Redis give.
+    high: Box<[AtomicU64]>,
     /// Tells this replica's events from the others' in the streams.
     pub(crate) origin: String,
     ttl: Duration,
     pub(crate) stop: AtomicBool,
     pub(crate) connected: AtomicBool,
+    /// Whether a local miss may take an entry from Redis: not before the follower has checked
+    /// the server, nor during the grace after it restarted from persisted data.
+    pub(crate) trusted: AtomicBool,
 }
 
 /// An id for this replica, unique enough among the replicas of one deployment.
@@ -88,9 +116,12 @@ where
             scripts: Scripts::new(),
             counters: SharedCounters::default(),
             pending: Mutex::new(VecDeque::new()),
+            known: Mutex::new(VecDeque::new()),
+            high: (0..options.buckets).map(|_| AtomicU64::new(0)).collect(),
             origin: new_origin(),
             stop: AtomicBool::new(false),
             connected: AtomicBool::new(false),
+            trusted: AtomicBool::new(false),
             cache,
             options,
             link,
@@ -142,11 +173,12 @@ where
                 .arg(created_us)
                 .arg(ttl_ms)
                 .arg(self.options.stream_max_len)
-                .invoke::<String>(c)
+                .invoke::<(String, u64)>(c)
         };
         match self.link.run(put) {
-            Some(id) => {
+            Some((id, generation)) => {
                 bump(&self.counters.published);
+                self.saw_generation(b, generation);
                 if let Some(id) = StreamId::parse(id.as_bytes()) {
                     let _stripe = self.marks.lock(&key);
                     self.marks.mark_key(key, id);
@@ -175,7 +207,7 @@ where
             }
         };
         match self.link.run(|c| self.write_removal(c, &removal)) {
-            Some(id) => self.settle(&removal, id),
+            Some((id, _)) => self.settle(&removal, id),
             None => {
                 bump(&self.counters.redis_errors);
                 self.queue(removal);
@@ -184,12 +216,17 @@ where
         removed
     }
 
-    fn write_removal(&self, conn: &mut Connection, removal: &Removal) -> RedisResult<StreamId> {
+    /// Write a removal to Redis, remember it, and return its stream id and generation.
+    fn write_removal(
+        &self,
+        conn: &mut Connection,
+        removal: &Removal,
+    ) -> RedisResult<(StreamId, u64)> {
         let now = wall_us();
         let max_len = self.options.stream_max_len;
-        let id: String = match removal {
+        let b = self.layout.bucket(removal.scope());
+        let (id, generation): (String, u64) = match removal {
             Removal::Key { scope, prompt, key } => {
-                let b = self.layout.bucket(scope);
                 let payload = wire::encode(&WireRemoval {
                     scope: scope.encoding().to_vec(),
                     prompt: prompt.to_string(),
@@ -207,22 +244,123 @@ where
                     .arg(max_len)
                     .invoke(conn)?
             }
-            Removal::Scope(scope) => {
-                let b = self.layout.bucket(scope);
-                self.scripts
-                    .purge
-                    .key(self.layout.scope_set(b, scope))
-                    .key(self.layout.stream(b))
-                    .key(self.layout.counter(b))
-                    .arg(scope.encoding())
-                    .arg(self.origin.as_str())
-                    .arg(now)
-                    .arg(max_len)
-                    .invoke(conn)?
-            }
+            Removal::Scope(scope) => self
+                .scripts
+                .purge
+                .key(self.layout.scope_set(b, scope))
+                .key(self.layout.stream(b))
+                .key(self.layout.counter(b))
+                .arg(scope.encoding())
+                .arg(self.origin.as_str())
+                .arg(now)
+                .arg(max_len)
+                .invoke(conn)?,
         };
         bump(&self.counters.published);
-        Ok(StreamId::parse(id.as_bytes()).unwrap_or(StreamId::PENDING))
+        self.saw_generation(b, generation);
+        self.remember(generation, removal.clone());
+        let id = StreamId::parse(id.as_bytes()).unwrap_or(StreamId::PENDING);
+        Ok((id, generation))
+    }
+
+    /// Note a generation Redis gave for `bucket`.
+    pub(crate) fn saw_generation(&self, bucket: u16, generation: u64) {
+        if let Some(high) = self.high.get(bucket as usize) {
+            high.fetch_max(generation, Ordering::Relaxed);
+        }
+    }
+
+    /// Remember a removal Redis had at `generation`, to write again if Redis loses it.
+    pub(crate) fn remember(&self, generation: u64, removal: Removal) {
+        let bucket = self.layout.bucket(removal.scope());
+        let mut known = self.known.lock();
+        // A removal older than the TTL guards nothing: what it removed has expired everywhere.
+        while known.front().is_some_and(|k| k.at.elapsed() >= self.ttl) {
+            known.pop_front();
+        }
+        if known.len() >= MAX_KNOWN {
+            known.pop_front();
+        }
+        known.push_back(Known {
+            bucket,
+            generation,
+            at: Instant::now(),
+            removal,
+        });
+    }
+
+    /// Compare every bucket's generation in Redis with the highest seen here; where Redis went
+    /// back (restarted from an older snapshot, or empty), write again every remembered removal it
+    /// may have lost. Returns whether any bucket went back.
+    pub(crate) fn check_generations(&self, conn: &mut Connection) -> RedisResult<bool> {
+        let mut get = redis::pipe();
+        for b in 0..self.layout.buckets() {
+            get.cmd("GET").arg(self.layout.counter(b));
+        }
+        let now: Vec<Option<u64>> = get.query(conn)?;
+        let mut rewound = false;
+        for (b, generation) in now.into_iter().enumerate() {
+            let generation = generation.unwrap_or(0);
+            let b = b as u16;
+            if generation < self.high[b as usize].load(Ordering::Relaxed) {
+                self.reassert(conn, b, generation)?;
+                rewound = true;
+            }
+        }
+        Ok(rewound)
+    }
+
+    /// Bucket `b` is back at `generation`: write again the removals Redis had after it. Until
+    /// every one is written the highest generation stays as it was, so the next connection
+    /// tries again.
+    pub(crate) fn reassert(
+        &self,
+        conn: &mut Connection,
+        b: u16,
+        generation: u64,
+    ) -> RedisResult<()> {
+        bump(&self.counters.rewinds);
+        let lost: VecDeque<Known> = {
+            let mut known = self.known.lock();
+            let (lost, kept) = std::mem::take(&mut *known)
+                .into_iter()
+                .partition(|k| k.bucket == b && k.generation > generation);
+            *known = kept;
+            lost
+        };
+        let mut newest = generation;
+        let mut lost = lost.into_iter();
+        while let Some(k) = lost.next() {
+            match self.write_removal(conn, &k.removal) {
+                Ok((id, written)) => {
+                    bump(&self.counters.reasserted);
+                    newest = newest.max(written);
+                    self.mark_applied(&k.removal, id);
+                }
+                Err(e) => {
+                    let mut known = self.known.lock();
+                    known.push_front(k);
+                    known.extend(lost);
+                    return Err(e);
+                }
+            }
+        }
+        self.high[b as usize].store(newest, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Record a removal's stream id, keeping the later mark (puts before it stay superseded).
+    fn mark_applied(&self, removal: &Removal, id: StreamId) {
+        match removal {
+            Removal::Key { key, .. } => {
+                let _stripe = self.marks.lock(key);
+                self.marks.mark_key(*key, id);
+            }
+            Removal::Scope(scope) => {
+                let _purge = self.marks.purge.write();
+                self.marks.mark_scope(scope, id);
+            }
+        }
     }
 
     /// The removal's real id replaces its pending mark: puts after it apply again.
@@ -255,7 +393,7 @@ where
                 return Ok(());
             };
             match self.write_removal(conn, &removal) {
-                Ok(id) => self.settle(&removal, id),
+                Ok((id, _)) => self.settle(&removal, id),
                 Err(e) => {
                     self.pending.lock().push_front(removal);
                     return Err(e);
@@ -268,6 +406,9 @@ where
 
     /// A local exact miss asks Redis: another replica may have cached this prompt.
     pub(crate) fn fetch(&self, scope: &Scope, text: &str, key: &Key) -> Option<Hit<V>> {
+        if !self.trusted.load(Ordering::Relaxed) {
+            return None;
+        }
         let name = self.layout.entry(self.layout.bucket(scope), key);
         let reply = self.link.run(|c| {
             redis::cmd("HMGET")
@@ -368,8 +509,12 @@ where
         }
     }
 
-    /// Another replica's removal: always applied (a removal at worst costs a miss).
-    pub(crate) fn apply_removal(&self, id: StreamId, removal: Removal) {
+    /// Another replica's removal: always applied (a removal at worst costs a miss), and
+    /// remembered with its generation, if the event had one.
+    pub(crate) fn apply_removal(&self, id: StreamId, generation: Option<u64>, removal: Removal) {
+        if let Some(generation) = generation {
+            self.remember(generation, removal.clone());
+        }
         match removal {
             Removal::Key { scope, prompt, key } => {
                 let _stripe = self.marks.lock(&key);

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 const READ_BATCH: usize = 1024;
 /// Entry keys asked for per SCAN step during a reload.
 const SCAN_BATCH: usize = 512;
+/// How late a server may answer an idle `XREAD BLOCK`: Redis ends blocks on its cron tick,
+/// `1000 / hz` ms apart (100 ms at the default `hz 10`, measured at up to 200 ms for a 100 ms
+/// block), so the read deadline allows a full tick at the lowest `hz` (1) on top of the block.
+const SERVER_TICK: Duration = Duration::from_secs(1);
 
 /// An entry hash's `id` and `e` fields, as HMGET returns them.
 type StoredEntry = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -56,7 +60,10 @@ where
         synced: false,
         loaded_once: false,
     };
-    let read_timeout = core.options.block + core.options.timeout;
+    // The follower is off the call path: a generous deadline costs nothing but a slower notice
+    // of a server that stopped answering, and a tight one drops the connection of every idle
+    // follower on a stock server.
+    let read_timeout = core.options.block + SERVER_TICK + core.options.timeout;
     while !core.stop.load(Ordering::Relaxed) {
         let followed = core
             .link
@@ -83,6 +90,22 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     redis::cmd("PING").query::<()>(conn)?;
+    core.link.fill()?;
+    // Before anything is written or loaded: a server that went back in time gets the removals
+    // it lost again, and what this replica holds is reloaded against it.
+    if core.check_generations(conn)? {
+        pos.synced = false;
+    }
+    core.replay_pending(conn)?;
+    let grace = restart_grace(core, conn)?;
+    if !grace.is_zero() {
+        // Other replicas may hold removals this server lost: give them time to write them
+        // again before anything is taken from it.
+        core.trusted.store(false, Ordering::Relaxed);
+        pos.synced = false;
+        pause(core, grace);
+    }
+    core.trusted.store(true, Ordering::Relaxed);
     core.connected.store(true, Ordering::Relaxed);
     core.link.reopen();
     let streams: Vec<String> = (0..core.layout.buckets())
@@ -111,6 +134,17 @@ where
                     continue;
                 };
                 let n = field(&fields, b"n").and_then(number);
+                if let (Some(last), Some(n)) = (pos.numbers[bucket], n)
+                    && n <= last
+                {
+                    // A number seen already, on a newer event: the counter went back while this
+                    // follower was away (a restart from older data that writes since have not
+                    // yet carried past its last check). The first new event is numbered one
+                    // past what the server kept.
+                    core.reassert(conn, bucket as u16, n - 1)?;
+                    pos.synced = false;
+                    break;
+                }
                 let follows = match (pos.numbers[bucket], n) {
                     (Some(last), Some(n)) => n == last + 1,
                     _ => true,
@@ -121,13 +155,56 @@ where
                 }
                 pos.numbers[bucket] = n.or(pos.numbers[bucket]);
                 pos.ids[bucket] = id;
+                if let Some(n) = n {
+                    core.saw_generation(bucket as u16, n);
+                }
                 if field(&fields, b"o") != Some(core.origin.as_bytes()) {
-                    apply(core, id, &fields);
+                    apply(core, id, n, &fields);
                 }
             }
         }
     }
     Ok(())
+}
+
+/// How long to wait before trusting a server that restarted from persisted data (an RDB or an
+/// AOF) and may have lost writes: until it has been up for twice `retry_after`, by when every
+/// live replica's follower has reconnected (it retries every `retry_after`) and written again
+/// what it remembers. A server that started empty, or has been up that long, needs none; one
+/// that will not say (INFO refused) gets the whole grace.
+fn restart_grace<V>(core: &Core<V>, conn: &mut Connection) -> RedisResult<Duration>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let grace = core.options.retry_after * 2;
+    let info: String = match redis::cmd("INFO").query(conn) {
+        Ok(info) => info,
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+            return Err(e);
+        }
+        Err(_) => return Ok(grace),
+    };
+    Ok(grace_left(&info, grace))
+}
+
+/// What is left of `grace` for a server whose `INFO` reads `info`.
+fn grace_left(info: &str, grace: Duration) -> Duration {
+    let value = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    // A server too old to report what it loaded is taken to have loaded something.
+    let loaded =
+        value("rdb_last_load_keys_loaded").is_none_or(|n| n > 0) || value("aof_enabled") == Some(1);
+    let Some(uptime) = value("uptime_in_seconds") else {
+        return grace;
+    };
+    if !loaded {
+        return Duration::ZERO;
+    }
+    // Whole seconds, rounded down: waiting out the rest from this floor waits at least enough.
+    grace.saturating_sub(Duration::from_secs(uptime))
 }
 
 /// Clear (after a gap) and load every shared entry, noting first where each stream ends so the
@@ -155,6 +232,9 @@ where
         let last = as_array(end).and_then(|a| a.first()).and_then(event_fields);
         pos.ids[b] = last.as_ref().map_or(StreamId::default(), |(id, _)| *id);
         pos.numbers[b] = last.and_then(|(_, f)| field(&f, b"n").and_then(number));
+        if let Some(n) = pos.numbers[b] {
+            core.saw_generation(b as u16, n);
+        }
     }
     if pos.loaded_once {
         core.cache.clear();
@@ -202,7 +282,7 @@ where
     Ok(())
 }
 
-fn apply<V>(core: &Core<V>, id: StreamId, fields: &[(&[u8], &[u8])])
+fn apply<V>(core: &Core<V>, id: StreamId, generation: Option<u64>, fields: &[(&[u8], &[u8])])
 where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -212,11 +292,11 @@ where
             .map(|w| core.apply_put(id, w, None))
             .is_some(),
         Some(b"del") => Core::<V>::removal_of(payload)
-            .map(|r| core.apply_removal(id, r))
+            .map(|r| core.apply_removal(id, generation, r))
             .is_some(),
         Some(b"purge") => {
             let scope = Scope::from_encoding(payload.to_vec());
-            core.apply_removal(id, Removal::Scope(scope));
+            core.apply_removal(id, generation, Removal::Scope(scope));
             true
         }
         _ => false,
@@ -302,6 +382,24 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn only_a_young_server_that_loaded_data_gets_a_grace() {
+        let g = Duration::from_secs(3);
+        let info = |up: u64, loaded: &str, aof: u8| {
+            format!(
+                "# Server\r\nuptime_in_seconds:{up}\r\n# Persistence\r\n{loaded}aof_enabled:{aof}\r\n"
+            )
+        };
+        let keys = |n: u64| format!("rdb_last_load_keys_loaded:{n}\r\n");
+        assert_eq!(grace_left(&info(1, &keys(5), 0), g), Duration::from_secs(2));
+        assert_eq!(grace_left(&info(9, &keys(5), 0), g), Duration::ZERO);
+        assert_eq!(grace_left(&info(0, &keys(0), 0), g), Duration::ZERO);
+        // An AOF, or a server that does not report what it loaded: assume it loaded data.
+        assert_eq!(grace_left(&info(0, &keys(0), 1), g), g);
+        assert_eq!(grace_left(&info(0, "", 0), g), g);
+        assert_eq!(grace_left("", g), g);
     }
 
     #[test]

@@ -28,9 +28,12 @@ pub use options::RedisOptions;
 pub use stats::SharedStats;
 
 use self::core::{Core, Removal};
-use paracache::{Cache, EmbedFn, Error, ExactKey, Hit, Lookup, Miss, Result, Scope, normalize};
+use paracache::{
+    BoxError, Cache, EmbedFn, Error, ExactKey, Hit, Lookup, Miss, Result, Scope, Source, normalize,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -121,7 +124,8 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
         };
         let client = redis::Client::open(options.url.as_str())
             .map_err(|e| Error::InvalidConfig(format!("redis url: {e}")))?;
-        let link = link::Link::new(client, options.timeout, options.retry_after);
+        let link = link::Link::new(client, options.timeout, options.retry_after)
+            .map_err(|e| Error::Io(Arc::new(e)))?;
         let core = Arc::new(Core::new(local, options, link, ttl));
         follower::spawn(core.clone()).map_err(|e| Error::Io(Arc::new(e)))?;
         Ok(SharedCache {
@@ -145,6 +149,100 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     pub fn lookup(&self, scope: &Scope, prompt: &str, embed: impl EmbedFn) -> Result<Lookup<V>> {
         let core = self.core();
         core.cache.lookup_through(scope, prompt, embed, core)
+    }
+
+    /// Return the cached answer for `prompt` (local tiers, then Redis, as [`lookup`](Self::lookup)),
+    /// or compute it, insert it and share it. As [`Cache::get_or_insert_with`]: concurrent callers
+    /// on this replica that miss on the same prompt (or a paraphrase of one being computed) wait
+    /// for one computation, and only the caller that computed publishes the entry.
+    ///
+    /// Single-flight is per replica: two replicas that miss on the same prompt at the same moment
+    /// both compute (the later put wins in Redis); see the README's "Scale-out" section for what
+    /// coalescing across replicas would take.
+    ///
+    /// ```no_run
+    /// use paracache::{Cache, Embedder, HashEmbedder, Scope, Source};
+    /// use paracache_redis::{RedisOptions, SharedCache};
+    /// use std::time::Duration;
+    /// let local: Cache<String> = Cache::builder(64).time_to_live(Duration::from_secs(3600)).build()?;
+    /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:6379/"))?;
+    /// let e = HashEmbedder::new(64);
+    /// let scope = Scope::named("acme");
+    /// let hit = cache.get_or_insert_with(&scope, "What is Rust?", e.embed_fn(), || {
+    ///     Ok::<_, std::io::Error>("A language.".to_string()) // the model call
+    /// })?;
+    /// assert!(matches!(hit.source(), Source::Computed | Source::Exact | Source::Shared | Source::Semantic));
+    /// # Ok::<(), paracache::Error>(())
+    /// ```
+    pub fn get_or_insert_with<C, E2>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+        compute: C,
+    ) -> Result<Hit<V>>
+    where
+        C: FnOnce() -> std::result::Result<V, E2>,
+        E2: Into<BoxError>,
+    {
+        let core = self.core();
+        let hit = core
+            .cache
+            .get_or_insert_with_through(scope, prompt, embed, core, compute)?;
+        self.share_computed(&hit);
+        Ok(hit)
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) for async code, as
+    /// [`Cache::get_or_insert_with_async`]: only the leading caller awaits `compute`, the others
+    /// wait without blocking their executor. The Redis calls (the lookup's one round trip, the
+    /// computed entry's publish) are the blocking client's, each bounded by
+    /// [`RedisOptions::timeout`], and run on the calling task's thread. The future is `Send` when
+    /// `V`, `C` and its future are.
+    ///
+    /// ```no_run
+    /// use paracache::{Cache, Embedder, HashEmbedder, Scope};
+    /// use paracache_redis::{RedisOptions, SharedCache};
+    /// use std::time::Duration;
+    /// # async fn demo() -> paracache::Result<()> {
+    /// let local: Cache<String> = Cache::builder(64).time_to_live(Duration::from_secs(3600)).build()?;
+    /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:6379/"))?;
+    /// let e = HashEmbedder::new(64);
+    /// let hit = cache
+    ///     .get_or_insert_with_async(&Scope::global(), "What is Rust?", e.embed_fn(), || async {
+    ///         Ok::<_, std::io::Error>("A language.".to_string())
+    ///     })
+    ///     .await?;
+    /// println!("{}", hit.value());
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_insert_with_async<C, Fut, E2>(
+        &self,
+        scope: &Scope,
+        prompt: &str,
+        embed: impl EmbedFn,
+        compute: C,
+    ) -> Result<Hit<V>>
+    where
+        C: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E2>>,
+        E2: Into<BoxError>,
+    {
+        let core = self.core();
+        let hit = core
+            .cache
+            .get_or_insert_with_async_through(scope, prompt, embed, core, compute)
+            .await?;
+        self.share_computed(&hit);
+        Ok(hit)
+    }
+
+    /// A hit this call computed is new: share it. Waiters get the leader's entry as an exact or
+    /// semantic hit, so each computation is published once.
+    fn share_computed(&self, hit: &Hit<V>) {
+        if hit.source() == Source::Computed {
+            self.core().publish_put(hit);
+        }
     }
 
     /// Insert locally, then share it. As [`Cache::insert`]; an entry that cannot be shared

@@ -74,6 +74,9 @@ impl RedisOptions {
 
     /// How long the follower's blocking stream read waits for events (default 100 ms). It only
     /// bounds how soon the follower notices it should stop; events arrive as soon as written.
+    /// The follower waits for the read's reply up to `block` + 1 s + [`timeout`](Self::timeout),
+    /// because Redis ends an idle block on its cron tick (up to `1000 / hz` ms late: 100 ms at
+    /// the default `hz 10`).
     pub fn block(mut self, block: Duration) -> RedisOptions {
         self.block = block;
         self

@@ -18,8 +18,9 @@ pub struct SharedStats {
     pub redis_hits: u64,
     /// Local exact misses that Redis did not answer either.
     pub redis_misses: u64,
-    /// Calls that failed or timed out, and calls skipped because a recent one did. The cache
-    /// went on local-only for each.
+    /// Calls that failed or timed out, and calls skipped because a recent one did or because no
+    /// connection was open (one is then opened off the call path), plus the follower's failed
+    /// reads and connects. The cache went on local-only for each.
     pub redis_errors: u64,
     /// Puts, deletes and purges written to Redis.
     pub published: u64,
@@ -38,6 +39,11 @@ pub struct SharedStats {
     pub rejected: u64,
     /// Full reloads from Redis: at start, and after a gap in a stream.
     pub resyncs: u64,
+    /// Times a bucket's generation in Redis was found behind the highest this replica had seen
+    /// (Redis restarted from older data, or empty).
+    pub rewinds: u64,
+    /// Removals written again to Redis after a rewind, because Redis may have lost them.
+    pub reasserted: u64,
     /// Whether the follower is connected to Redis now.
     pub connected: bool,
     /// Median time from an event's write on another replica to its application here, over the
@@ -61,6 +67,8 @@ pub(crate) struct SharedCounters {
     pub(crate) superseded: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) resyncs: AtomicU64,
+    pub(crate) rewinds: AtomicU64,
+    pub(crate) reasserted: AtomicU64,
     lags: Mutex<VecDeque<u64>>,
 }
 
@@ -98,6 +106,8 @@ impl SharedCounters {
             superseded: get(&self.superseded),
             rejected: get(&self.rejected),
             resyncs: get(&self.resyncs),
+            rewinds: get(&self.rewinds),
+            reasserted: get(&self.reasserted),
             connected,
             lag_p50_us: at(0.50),
             lag_p99_us: at(0.99),

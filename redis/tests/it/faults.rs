@@ -84,12 +84,18 @@ fn redis_stopped_then_restarted_empty_degrades_to_local_and_resumes_without_stal
     assert!(sa.unshared_inserts >= 1 && sa.redis_errors > 0 && sb.redis_errors > 0);
 
     server.restart();
+    let restarted = Instant::now();
     // A publishes its invalidation; B finds the restarted stream out of step and reloads.
     wait_until(|| a.shared_stats().pending_invalidations == 0);
     wait_until(|| {
         get(&b, &s, "What is the refund window?").0.is_none()
             && get(&b, &s, "what is the refund window").0.is_none()
     });
+    eprintln!(
+        "restart (empty): B served the entry A removed during the outage until {:?} after the \
+         restart",
+        restarted.elapsed()
+    );
     assert!(b.shared_stats().resyncs >= 2);
     // Sharing resumes.
     wait_until(|| a.shared_stats().connected && b.shared_stats().connected);
@@ -133,7 +139,13 @@ fn a_stalled_redis_never_holds_a_lookup_past_the_timeout() {
     stall.join().unwrap();
     // Awake again: sharing resumes.
     wait_until(|| a.shared_stats().connected && b.shared_stats().connected);
-    put(&a, &s, "After the stall?", "shared again");
+    // Calls reconnect off the call path (within retry_after): until then an insert stays local,
+    // so insert until one is shared.
+    wait_until(|| {
+        let before = a.shared_stats().published;
+        put(&a, &s, "After the stall?", "shared again");
+        a.shared_stats().published > before
+    });
     wait_until(|| get(&b, &s, "After the stall?").0.is_some());
     assert_eq!(get(&b, &s, "After the stall?").0.unwrap().1, "shared again");
 }

@@ -4,5 +4,7 @@
 //! `--ignored` (skipping `replicas::replica_child`, the replica process the tests start).
 
 mod faults;
+mod get_or_insert;
 mod redis_server;
 mod replicas;
+mod windows;

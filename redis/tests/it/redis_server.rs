@@ -1,5 +1,5 @@
 //! A real `redis-server` on 127.0.0.1 for the shared-tier tests, started per test on its own
-//! port, with no persistence (a restart loses everything, the harsher case).
+//! port, with no persistence (a restart loses everything, the harsher case) unless a test saves.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -51,7 +51,8 @@ impl RedisServer {
         }
     }
 
-    /// Start it (again) on the same port, empty, and wait until it answers.
+    /// Start it (again) on the same port and wait until it answers: empty, or with what the last
+    /// [`save`](Self::save) wrote.
     pub(crate) fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
@@ -70,6 +71,21 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server did not answer");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Send the server a signal (`STOP` freezes it as a hung host would, `CONT` wakes it).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
+    /// Write the dataset to the RDB file a restart loads (persistence is otherwise off).
+    pub(crate) fn save(&self) {
+        assert_eq!(self.command(&["SAVE"]).as_deref(), Some("+OK"));
     }
 
     /// Send one command and return the reply's first line, `None` if the server is not there.

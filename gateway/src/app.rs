@@ -21,6 +21,7 @@ use crate::completion::{
 use crate::controls::Controls;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy};
+use crate::store::Store;
 use crate::upstream::{Reply, Upstream, error_response, passed_on, status_of};
 use axum::Router;
 use axum::body::Body;
@@ -51,7 +52,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The gateway's state, shared by its request handlers: the cache, the embedder, the upstream,
 /// the keying policy and the metrics. Serve it with [`serve`], or mount [`router`] in an axum app.
 pub struct Gateway {
-    pub(crate) cache: Cache<Completion>,
+    pub(crate) cache: Store,
     pub(crate) embedder: Arc<dyn Embedder>,
     /// A model embedder takes milliseconds of CPU: it runs off the async workers' turn.
     embedder_blocks: bool,
@@ -129,13 +130,14 @@ pub fn cache_key(scope: &Scope, prompt: &str) -> String {
 }
 
 impl Gateway {
-    /// A gateway answering from `cache`, embedding with `embedder`, and calling `upstream` on
+    /// A gateway answering from `cache` (a [`Cache`], or a [`SharedCache`](paracache_redis::SharedCache)
+    /// shared with other gateways), embedding with `embedder`, and calling `upstream` on
     /// misses and bypasses, under `policy` (whose embedding model it sets from `embedder`).
     /// `embedder_blocks` says that an embedding takes long enough (a model, not the lexical
     /// `HashEmbedder`) to run it off the async workers' turn, which needs tokio's multi-threaded
     /// runtime.
     pub fn new(
-        cache: Cache<Completion>,
+        cache: impl Into<Store>,
         embedder: Arc<dyn Embedder>,
         embedder_blocks: bool,
         upstream: Upstream,
@@ -144,7 +146,7 @@ impl Gateway {
         // Vectors of another embedder (or of other settings) must never meet these.
         policy.embedding_model = embedder.model_id().to_string();
         Gateway {
-            cache,
+            cache: cache.into(),
             embedder,
             embedder_blocks,
             upstream,
@@ -598,7 +600,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     match snapshot {
-        Some(path) => Ok(Some(gateway.cache.save(path)?)),
+        Some(path) => Ok(Some(gateway.cache.local().save(path)?)),
         None => Ok(None),
     }
 }
@@ -705,7 +707,7 @@ async fn chat(
         Decision::Bypass(reason) => return gw.bypass(&headers, &body, reason).await,
         Decision::Cache { scope, text } => (scope, text),
     };
-    if let Err(e) = gw.cache.check_prompt(&text) {
+    if let Err(e) = gw.cache.local().check_prompt(&text) {
         let reason = match e {
             Error::EmptyPrompt => "empty prompt",
             Error::PromptTooLarge { .. } => "prompt too large",

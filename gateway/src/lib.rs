@@ -66,4 +66,5 @@ pub mod controls;
 pub mod fake;
 mod metrics;
 pub mod policy;
+pub mod store;
 pub mod upstream;

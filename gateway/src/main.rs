@@ -17,13 +17,16 @@
 
 use clap::Parser;
 use paracache::{Cache, Embedder, HashEmbedder};
+use paracache_gateway::store::Store;
 use paracache_gateway::{app, policy, upstream};
+use paracache_redis::{RedisOptions, SharedCache};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// An OpenAI-compatible caching proxy built on paracache: answers POST /v1/chat/completions from
-/// its cache, or from the upstream on a miss, and serves GET /metrics and GET /health.
+/// its cache, or from the upstream on a miss, proxies every other path to the upstream, and
+/// serves GET /metrics and GET /health.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -59,6 +62,13 @@ struct Args {
     /// is ignored, and the tenant is the caller's credential alone
     #[arg(long)]
     trusted_tenant_header: bool,
+    /// Share the cache with every other gateway on this Redis (redis://host:port/db): an answer
+    /// one stores is a hit on all [default: none, this process's cache alone]
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Prefix of the shared tier's Redis keys; gateways that share use the same one
+    #[arg(long, value_name = "NAME", default_value = "paracache-gateway")]
+    redis_namespace: String,
 }
 
 #[tokio::main]
@@ -86,7 +96,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ..policy::Policy::default()
     };
     let blocks = args.model_dir.is_some();
-    let gateway = Arc::new(app::Gateway::new(cache, embedder, blocks, upstream, policy));
+    let store: Store = match &args.redis {
+        None => cache.into(),
+        Some(url) => {
+            let options = RedisOptions::new(url).namespace(&args.redis_namespace);
+            eprintln!(
+                "sharing the cache through {url} (namespace {})",
+                args.redis_namespace
+            );
+            SharedCache::connect(cache, options)?.into()
+        }
+    };
+    let gateway = Arc::new(app::Gateway::new(store, embedder, blocks, upstream, policy));
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     eprintln!(
         "paracache gateway on http://{} -> {}",

@@ -5,6 +5,7 @@ mod controls;
 mod errors;
 mod flights;
 mod passthrough;
+mod replicas;
 mod sdk;
 mod support;
 mod tenancy;

@@ -605,16 +605,21 @@ pub async fn serve(
     }
 }
 
-/// Routes: `POST /v1/chat/completions` through the cache, `GET /metrics`, `GET /health`, and
-/// every other method and path proxied to the upstream as it is, uncached. Bodies are read up
-/// to [`MAX_BODY_BYTES`].
+/// Routes: `POST /v1/chat/completions` through the cache (bodies read up to
+/// [`MAX_BODY_BYTES`]), `GET /metrics`, `GET /health`, and every other method and path proxied
+/// to the upstream as it is, uncached (bodies streamed through, of any size: file and audio
+/// uploads).
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat).fallback(proxy))
+        .route(
+            "/v1/chat/completions",
+            post(chat)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .fallback(proxy),
+        )
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .fallback(proxy)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(gateway)
 }
 
@@ -657,12 +662,8 @@ async fn proxy(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(r) => return unreadable(&r),
-    };
     gw.metrics.proxied();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     gw.upstream.proxy(method, path, &headers, body).await

@@ -41,6 +41,7 @@ pub fn router(delay: Duration) -> (Router, Arc<Fake>) {
         .route("/v1/chat/completions", post(fake_chat).fallback(echo))
         .route("/v1/models", get(models))
         .fallback(echo)
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(Arc::clone(&fake));
     (router, fake)
 }
@@ -63,8 +64,14 @@ async fn echo(
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
         .collect();
+    // A large body is echoed as its length only.
+    let body = if body.len() > 4096 {
+        json!({"bytes": body.len()})
+    } else {
+        json!(String::from_utf8_lossy(&body))
+    };
     let reply = json!({"method": method.as_str(), "uri": uri.to_string(), "headers": headers,
-        "body": String::from_utf8_lossy(&body)});
+        "body": body});
     (
         StatusCode::CREATED,
         [("content-type", "application/json"), ("x-fake-echo", "1")],

@@ -233,13 +233,14 @@ impl Upstream {
     }
 
     /// Pass a request the gateway does not cache to the upstream as it is (method, path, query,
-    /// headers but hop-by-hop ones, body) and stream its answer back as it is.
+    /// headers but hop-by-hop ones, body streamed through, of any size) and stream its answer
+    /// back as it is.
     pub(crate) async fn proxy(
         &self,
         method: Method,
         path_and_query: &str,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Body,
     ) -> Response {
         let Ok(method) = reqwest::Method::from_bytes(method.as_str().as_bytes()) else {
             return Reply::gateway_error(StatusCode::BAD_REQUEST, "bad method", "bad_method")
@@ -247,12 +248,15 @@ impl Upstream {
         };
         let mut request = self.client.request(method, self.url_for(path_and_query));
         for (name, value) in headers {
-            if !hop_by_hop(name.as_str()) {
+            // The length is kept: the body is streamed through with the length it declared.
+            if !hop_by_hop(name.as_str()) || name == header::CONTENT_LENGTH {
                 request = request.header(name.as_str(), value.as_bytes());
             }
         }
-        if !body.is_empty() {
-            request = request.body(body);
+        let bodiless = headers.get(header::CONTENT_LENGTH).is_none()
+            && headers.get(header::TRANSFER_ENCODING).is_none();
+        if !bodiless {
+            request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
         let response = match request.send().await {
             Ok(r) => r,

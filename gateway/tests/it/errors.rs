@@ -13,24 +13,32 @@ fn openai_error(body: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_body_over_2_mib_is_a_413_in_openai_shape() {
+async fn a_chat_body_over_2_mib_is_a_413_in_openai_shape_and_uploads_pass() {
     let (url, fake) = start(Duration::ZERO).await;
-    let big = "x".repeat(app::MAX_BODY_BYTES + 1);
-    for path in ["/v1/chat/completions", "/v1/embeddings"] {
-        let r = reqwest::Client::new()
-            .post(format!("{url}{path}"))
-            .header("content-type", "application/json")
-            .body(json!({"model": "m", "input": big}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 413, "{path}");
-        assert_eq!(r.headers()["content-type"], "application/json");
-        let e = openai_error(&r.text().await.unwrap());
-        assert_eq!(e["code"], "request_too_large");
-    }
+    let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(app::MAX_BODY_BYTES)}]}).to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let e = openai_error(&r.text().await.unwrap());
+    assert_eq!(e["code"], "request_too_large");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
-    assert_eq!(fake.other_calls.load(Ordering::SeqCst), 0);
+    // Proxied paths stream bodies of any size through (file and audio uploads).
+    let upload = reqwest::Client::new()
+        .post(format!("{url}/v1/audio/transcriptions"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status().as_u16(), 201);
+    let echo: Value = serde_json::from_str(&upload.text().await.unwrap()).unwrap();
+    assert_eq!(echo["body"]["bytes"], big.len());
+    assert_eq!(echo["headers"]["content-length"], big.len().to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -443,6 +443,25 @@ async fn shutdown_finishes_requests_in_flight_and_saves_what_the_next_start_serv
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
+#[test]
+fn a_snapshot_of_an_older_gateway_is_not_loaded_and_the_gateway_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.bin");
+    // An older gateway saved without the current completion schema.
+    let old: Cache<completion::Completion> = Cache::builder(2).build().unwrap();
+    let c = completion::Completion::from_response(
+        &json!({"choices": [{"message": {"content": "a"}, "finish_reason": "stop"}]}),
+        1,
+    )
+    .unwrap();
+    old.insert(&paracache::Scope::global(), "q", vec![1.0, 0.0], c)
+        .unwrap();
+    old.save(&path).unwrap();
+    let (cache, loaded) = app::load_cache(|| Cache::builder(2), Some(&path)).unwrap();
+    assert!(loaded.is_none());
+    assert_eq!(cache.stats().entries, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_and_metrics() {
     let (url, _) = start(Duration::ZERO).await;

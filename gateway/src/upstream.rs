@@ -148,6 +148,18 @@ fn hop_by_hop(name: &str) -> bool {
     )
 }
 
+/// The headers a message's `Connection` header names: hop-by-hop too (RFC 9110 §7.6.1).
+fn named_by_connection(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
 /// Request headers that are the gateway's own controls, or that it must set itself on a chat
 /// request (it reads and re-encodes the body): not forwarded on chat requests.
 fn gateway_own(name: &str) -> bool {
@@ -203,8 +215,10 @@ impl Upstream {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(Value::Object(body.clone()).to_string());
         // The key is passed through, never stored or logged.
+        let per_hop = named_by_connection(headers);
         for (name, value) in headers {
-            if !hop_by_hop(name.as_str()) && !gateway_own(name.as_str()) {
+            let n = name.as_str();
+            if !hop_by_hop(n) && !gateway_own(n) && !per_hop.iter().any(|p| p == n) {
                 request = request.header(name.as_str(), value.as_bytes());
             }
         }
@@ -247,9 +261,12 @@ impl Upstream {
                 .into_response();
         };
         let mut request = self.client.request(method, self.url_for(path_and_query));
+        let per_hop = named_by_connection(headers);
         for (name, value) in headers {
+            let n = name.as_str();
             // The length is kept: the body is streamed through with the length it declared.
-            if !hop_by_hop(name.as_str()) || name == header::CONTENT_LENGTH {
+            if (!hop_by_hop(n) || name == header::CONTENT_LENGTH) && !per_hop.iter().any(|p| p == n)
+            {
                 request = request.header(name.as_str(), value.as_bytes());
             }
         }
@@ -264,9 +281,18 @@ impl Upstream {
         };
         let status = status_of(&response);
         let mut headers = HeaderMap::new();
+        let per_hop: Vec<String> = response
+            .headers()
+            .get_all(reqwest::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .collect();
         for (name, value) in response.headers() {
+            let n = name.as_str();
             if let (false, Ok(name), Ok(value)) = (
-                hop_by_hop(name.as_str()),
+                hop_by_hop(n) || per_hop.iter().any(|p| p == n),
                 HeaderName::from_bytes(name.as_str().as_bytes()),
                 HeaderValue::from_bytes(value.as_bytes()),
             ) {

@@ -53,6 +53,8 @@ async fn other_paths_are_proxied_as_they_are_and_never_cached() {
             .post(format!("{url}/v1/embeddings?dims=3"))
             .header("authorization", "Bearer k1")
             .header("x-custom", "kept")
+            .header("connection", "keep-alive, x-hop")
+            .header("x-hop", "dropped")
             .header("content-type", "application/json")
             .body(r#"{"model":"e","input":"hello"}"#)
             .send()
@@ -66,6 +68,10 @@ async fn other_paths_are_proxied_as_they_are_and_never_cached() {
         assert_eq!(echo["uri"], "/v1/embeddings?dims=3");
         assert_eq!(echo["headers"]["authorization"], "Bearer k1");
         assert_eq!(echo["headers"]["x-custom"], "kept");
+        assert!(
+            echo["headers"].get("x-hop").is_none(),
+            "named by Connection"
+        );
         assert_eq!(echo["body"], r#"{"model":"e","input":"hello"}"#);
     }
     for (method, path) in [

@@ -10,6 +10,7 @@ Exits non-zero on the first failed check; prints one line per check.
 """
 
 import sys
+import time
 
 import openai
 from openai import OpenAI
@@ -125,6 +126,24 @@ _, h = ask(AAA, "Keep nothing", extra_body={"cache": {"no-store": True}})
 check('cache: {"no-store": true} was not stored either', h["x-cache"] == "miss")
 _, h = ask(AAA, "Keep nothing", extra_headers={"Cache-Control": "no-cache, no-store"})
 check("no-cache with no-store bypasses", h["x-cache"] == "bypass" and h["x-cache-bypass"] == "no-cache, no-store")
+
+# ttl and the maximum ages, across one pause of just over a second.
+_, h = ask(AAA, "Short-lived", extra_body={"cache": {"ttl": 1}})
+check('cache: {"ttl": 1} stores', h["x-cache"] == "miss")
+_, h = ask(AAA, "Short-lived")
+check("ttl: a hit while young", h["x-cache"] == "exact")
+aged, _ = ask(AAA, "Aged")
+time.sleep(1.1)
+_, h = ask(AAA, "Short-lived")
+check("ttl: a miss once ended, and replaced", h["x-cache"] == "miss")
+_, h = ask(AAA, "Short-lived")
+check("ttl: the replacement is served", h["x-cache"] == "exact")
+_, h = ask(AAA, "Aged", extra_headers={"Cache-Control": "max-age=60"})
+check("Cache-Control: max-age=60 serves a 1 s old answer with its Age", h["x-cache"] == "exact" and h["age"] == "1", dict(h))
+new, h = ask(AAA, "Aged", extra_headers={"Cache-Control": "max-age=1"})
+check("Cache-Control: max-age=1 refetches an older answer", h["x-cache"] == "miss" and text(new) != text(aged), dict(h))
+again, h = ask(AAA, "Aged", extra_body={"cache": {"s-maxage": 1}})
+check("cache s-maxage=1 serves the refetched answer", h["x-cache"] == "exact" and text(again) == text(new), dict(h))
 
 _, h = ask(AAA, "Scoped", extra_body={"cache": {"namespace": "eu", "ttl": 600}})
 check("namespace miss", h["x-cache"] == "miss")

@@ -63,7 +63,9 @@ async fn waiters_get_the_leaders_uncacheable_answer_in_one_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plain_and_streaming_waiters_get_the_leaders_tool_call_in_their_own_shape() {
-    let delay = Duration::from_millis(300);
+    // Waiters start 100 ms into the leader's 400 ms call: ~300 ms when handed its answer, 700 ms
+    // or more with a second round trip of their own.
+    let delay = Duration::from_millis(400);
     let (url, fake) = start(delay).await;
     for (leader, waiter) in [
         (

@@ -15,7 +15,7 @@ use redis::{Connection, RedisResult};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Removals remembered to re-assert after a rewind; the oldest go first beyond this.
@@ -71,15 +71,17 @@ pub(crate) struct Core<V> {
     pending: Mutex<VecDeque<Removal>>,
     /// Removals made or applied here within the TTL, oldest first.
     known: Mutex<VecDeque<Known>>,
-    /// Per bucket, the highest generation (event number) this replica has seen Redis give.
-    high: Box<[AtomicU64]>,
+    /// Per bucket, the newest event (stream id, generation) this replica has seen Redis hold:
+    /// a server that no longer has it went back in time.
+    seen: Mutex<Vec<Option<(StreamId, u64)>>>,
     /// Tells this replica's events from the others' in the streams.
     pub(crate) origin: String,
     ttl: Duration,
     pub(crate) stop: AtomicBool,
     pub(crate) connected: AtomicBool,
-    /// Whether a local miss may take an entry from Redis: not before the follower has checked
-    /// the server, nor during the grace after it restarted from persisted data.
+    /// Whether a local miss may take an entry from Redis: only while the follower is connected
+    /// and has checked the server, and not during the grace after it restarted from persisted
+    /// data.
     pub(crate) trusted: AtomicBool,
 }
 
@@ -117,7 +119,7 @@ where
             counters: SharedCounters::default(),
             pending: Mutex::new(VecDeque::new()),
             known: Mutex::new(VecDeque::new()),
-            high: (0..options.buckets).map(|_| AtomicU64::new(0)).collect(),
+            seen: Mutex::new(vec![None; options.buckets as usize]),
             origin: new_origin(),
             stop: AtomicBool::new(false),
             connected: AtomicBool::new(false),
@@ -178,8 +180,8 @@ where
         match self.link.run(put) {
             Some((id, generation)) => {
                 bump(&self.counters.published);
-                self.saw_generation(b, generation);
                 if let Some(id) = StreamId::parse(id.as_bytes()) {
+                    self.saw(b, id, generation);
                     let _stripe = self.marks.lock(&key);
                     self.marks.mark_key(key, id);
                 }
@@ -257,17 +259,33 @@ where
                 .invoke(conn)?,
         };
         bump(&self.counters.published);
-        self.saw_generation(b, generation);
         self.remember(generation, removal.clone());
         let id = StreamId::parse(id.as_bytes()).unwrap_or(StreamId::PENDING);
+        if id != StreamId::PENDING {
+            self.saw(b, id, generation);
+        }
         Ok((id, generation))
     }
 
-    /// Note a generation Redis gave for `bucket`.
-    pub(crate) fn saw_generation(&self, bucket: u16, generation: u64) {
-        if let Some(high) = self.high.get(bucket as usize) {
-            high.fetch_max(generation, Ordering::Relaxed);
+    /// Note an event Redis holds in `bucket`'s stream (kept if it is the newest seen).
+    pub(crate) fn saw(&self, bucket: u16, id: StreamId, generation: u64) {
+        if let Some(seen) = self.seen.lock().get_mut(bucket as usize)
+            && seen.is_none_or(|(_, g)| g < generation)
+        {
+            *seen = Some((id, generation));
         }
+    }
+
+    /// Replace what is known of `bucket`'s newest event (a reload's, or after a rewind).
+    pub(crate) fn set_seen(&self, bucket: u16, newest: Option<(StreamId, u64)>) {
+        if let Some(seen) = self.seen.lock().get_mut(bucket as usize) {
+            *seen = newest;
+        }
+    }
+
+    /// The newest event seen in each bucket.
+    pub(crate) fn newest_seen(&self) -> Vec<Option<(StreamId, u64)>> {
+        self.seen.lock().clone()
     }
 
     /// Remember a removal Redis had at `generation`, to write again if Redis loses it.
@@ -289,30 +307,9 @@ where
         });
     }
 
-    /// Compare every bucket's generation in Redis with the highest seen here; where Redis went
-    /// back (restarted from an older snapshot, or empty), write again every remembered removal it
-    /// may have lost. Returns whether any bucket went back.
-    pub(crate) fn check_generations(&self, conn: &mut Connection) -> RedisResult<bool> {
-        let mut get = redis::pipe();
-        for b in 0..self.layout.buckets() {
-            get.cmd("GET").arg(self.layout.counter(b));
-        }
-        let now: Vec<Option<u64>> = get.query(conn)?;
-        let mut rewound = false;
-        for (b, generation) in now.into_iter().enumerate() {
-            let generation = generation.unwrap_or(0);
-            let b = b as u16;
-            if generation < self.high[b as usize].load(Ordering::Relaxed) {
-                self.reassert(conn, b, generation)?;
-                rewound = true;
-            }
-        }
-        Ok(rewound)
-    }
-
-    /// Bucket `b` is back at `generation`: write again the removals Redis had after it. Until
-    /// every one is written the highest generation stays as it was, so the next connection
-    /// tries again.
+    /// Bucket `b` went back in time to `generation`: write again the removals Redis had after
+    /// it. Until every one is written what this replica has seen stays as it was, so its next
+    /// connection finds the rewind again.
     pub(crate) fn reassert(
         &self,
         conn: &mut Connection,
@@ -328,13 +325,13 @@ where
             *known = kept;
             lost
         };
-        let mut newest = generation;
+        let mut newest = None;
         let mut lost = lost.into_iter();
         while let Some(k) = lost.next() {
             match self.write_removal(conn, &k.removal) {
                 Ok((id, written)) => {
                     bump(&self.counters.reasserted);
-                    newest = newest.max(written);
+                    newest = Some((id, written));
                     self.mark_applied(&k.removal, id);
                 }
                 Err(e) => {
@@ -345,7 +342,7 @@ where
                 }
             }
         }
-        self.high[b as usize].store(newest, Ordering::Relaxed);
+        self.set_seen(b, newest);
         Ok(())
     }
 

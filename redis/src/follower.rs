@@ -70,6 +70,9 @@ where
             .connect(read_timeout)
             .and_then(|mut conn| follow(core, &mut conn, &mut pos));
         core.connected.store(false, Ordering::Relaxed);
+        // Until the follower has checked the server again (it may come back with older data),
+        // a local miss does not take entries from it.
+        core.trusted.store(false, Ordering::Relaxed);
         if followed.is_err() {
             bump(&core.counters.redis_errors);
             pause(core, core.options.retry_after);
@@ -91,9 +94,12 @@ where
 {
     redis::cmd("PING").query::<()>(conn)?;
     core.link.fill()?;
+    let streams: Vec<String> = (0..core.layout.buckets())
+        .map(|b| core.layout.stream(b))
+        .collect();
     // Before anything is written or loaded: a server that went back in time gets the removals
     // it lost again, and what this replica holds is reloaded against it.
-    if core.check_generations(conn)? {
+    if check_history(core, conn, &streams)? {
         pos.synced = false;
     }
     core.replay_pending(conn)?;
@@ -108,9 +114,6 @@ where
     core.trusted.store(true, Ordering::Relaxed);
     core.connected.store(true, Ordering::Relaxed);
     core.link.reopen();
-    let streams: Vec<String> = (0..core.layout.buckets())
-        .map(|b| core.layout.stream(b))
-        .collect();
     while !core.stop.load(Ordering::Relaxed) {
         core.replay_pending(conn)?;
         if !pos.synced {
@@ -138,10 +141,10 @@ where
                     && n <= last
                 {
                     // A number seen already, on a newer event: the counter went back while this
-                    // follower was away (a restart from older data that writes since have not
-                    // yet carried past its last check). The first new event is numbered one
-                    // past what the server kept.
-                    core.reassert(conn, bucket as u16, n - 1)?;
+                    // follower was away, in a way the connect-time check could not see (its
+                    // newest event had been trimmed). The first new event is numbered one past
+                    // what the server kept.
+                    core.reassert(conn, bucket as u16, n.saturating_sub(1))?;
                     pos.synced = false;
                     break;
                 }
@@ -156,7 +159,7 @@ where
                 pos.numbers[bucket] = n.or(pos.numbers[bucket]);
                 pos.ids[bucket] = id;
                 if let Some(n) = n {
-                    core.saw_generation(bucket as u16, n);
+                    core.saw(bucket as u16, id, n);
                 }
                 if field(&fields, b"o") != Some(core.origin.as_bytes()) {
                     apply(core, id, n, &fields);
@@ -167,16 +170,91 @@ where
     Ok(())
 }
 
+/// Whether the server still holds, in each bucket, the newest event this replica saw there; where
+/// it does not (restarted from older data, or empty), the removals it may have lost are written
+/// again (see [`Core::reassert`]). Returns whether any bucket went back.
+///
+/// Streams are only ever trimmed from the front, so an event between the stream's first and last
+/// that is missing was never written on this server's history: the newest surviving event before
+/// it says how far the server went back. Comparing counters alone would miss a rewind that other
+/// replicas' writes (their re-assertions included) have already carried past this one's count.
+fn check_history<V>(core: &Core<V>, conn: &mut Connection, streams: &[String]) -> RedisResult<bool>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let seen: Vec<(u16, StreamId, u64)> = core
+        .newest_seen()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(b, s)| s.map(|(id, n)| (b as u16, id, n)))
+        .collect();
+    if seen.is_empty() {
+        return Ok(false);
+    }
+    let mut ask = redis::pipe();
+    for &(b, id, _) in &seen {
+        let (stream, id) = (&streams[b as usize], id.to_string());
+        ask.cmd("XRANGE").arg(stream).arg(&id).arg(&id);
+        ask.cmd("XRANGE")
+            .arg(stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+        // Inclusive (exclusive ranges need Redis 6.2); only read when `id` itself is missing.
+        ask.cmd("XREVRANGE")
+            .arg(stream)
+            .arg(&id)
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        ask.cmd("GET").arg(core.layout.counter(b));
+    }
+    let replies: Vec<Value> = ask.query(conn)?;
+    let mut rewound = false;
+    for (&(b, id, n), r) in seen.iter().zip(replies.chunks_exact(4)) {
+        let first_event = |v: &Value| {
+            let (id, fields) = as_array(v)?.first().and_then(event_fields)?;
+            Some((id, field(&fields, b"n").and_then(number)))
+        };
+        let held = first_event(&r[0]).is_some();
+        let first = first_event(&r[1]);
+        let kept = match (held, first) {
+            (true, _) => None,
+            // Trimmed past it: the stream cannot tell, the counter can (unless writes since
+            // carried it past this replica's count).
+            (false, Some((first, _))) if first > id => {
+                let counter = match &r[3] {
+                    Value::Nil => 0,
+                    v => redis::from_redis_value::<u64>(v.clone()).unwrap_or(0),
+                };
+                (counter < n).then_some(counter)
+            }
+            // Missing from the middle of the stream, or the stream is gone: the server went back
+            // to its newest event before this one (none: to nothing).
+            (false, _) => Some(first_event(&r[2]).and_then(|(_, n)| n).unwrap_or(0)),
+        };
+        if let Some(kept) = kept {
+            core.reassert(conn, b, kept)?;
+            rewound = true;
+        }
+    }
+    Ok(rewound)
+}
+
 /// How long to wait before trusting a server that restarted from persisted data (an RDB or an
-/// AOF) and may have lost writes: until it has been up for twice `retry_after`, by when every
-/// live replica's follower has reconnected (it retries every `retry_after`) and written again
-/// what it remembers. A server that started empty, or has been up that long, needs none; one
-/// that will not say (INFO refused) gets the whole grace.
+/// AOF) and may have lost writes: until it has been up for twice `retry_after` (plus a second
+/// for the coarse uptime Redis reports), by when every live replica's follower has reconnected
+/// (it retries every `retry_after`) and written again what it remembers. A server that started
+/// empty, or has been up that long, needs none; one that will not say (INFO refused) gets the
+/// whole grace.
 fn restart_grace<V>(core: &Core<V>, conn: &mut Connection) -> RedisResult<Duration>
 where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    let grace = core.options.retry_after * 2;
+    // Redis counts uptime as whole Unix seconds now less whole Unix seconds at start, which runs
+    // up to a second ahead of the real uptime: one more second makes the wait long enough.
+    let grace = core.options.retry_after * 2 + Duration::from_secs(1);
     let info: String = match redis::cmd("INFO").query(conn) {
         Ok(info) => info,
         Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
@@ -203,7 +281,6 @@ fn grace_left(info: &str, grace: Duration) -> Duration {
     if !loaded {
         return Duration::ZERO;
     }
-    // Whole seconds, rounded down: waiting out the rest from this floor waits at least enough.
     grace.saturating_sub(Duration::from_secs(uptime))
 }
 
@@ -231,10 +308,10 @@ where
     for (b, end) in ends.iter().enumerate() {
         let last = as_array(end).and_then(|a| a.first()).and_then(event_fields);
         pos.ids[b] = last.as_ref().map_or(StreamId::default(), |(id, _)| *id);
-        pos.numbers[b] = last.and_then(|(_, f)| field(&f, b"n").and_then(number));
-        if let Some(n) = pos.numbers[b] {
-            core.saw_generation(b as u16, n);
-        }
+        pos.numbers[b] = last
+            .as_ref()
+            .and_then(|(_, f)| field(f, b"n").and_then(number));
+        core.set_seen(b as u16, pos.numbers[b].map(|n| (pos.ids[b], n)));
     }
     if pos.loaded_once {
         core.cache.clear();

@@ -52,9 +52,15 @@ fn exact_key(scope: &Scope, normalized: &str) -> Key {
 /// - An invalidation or scope purge removes locally before it returns, and is never served by
 ///   another replica once that replica has applied it. Entries expire everywhere when their Redis
 ///   key does: replicas age them from the inserting replica's wall clock.
-/// - Redis down or slow: no call waits past [`RedisOptions::timeout`]; the replica works
-///   local-only, counts the errors, keeps its invalidations to publish later, and catches up (or
-///   reloads) when Redis is back.
+/// - Redis down or slow: no call waits past [`RedisOptions::timeout`] (calls never connect:
+///   connections are opened off the call path); the replica works local-only, counts the
+///   errors, keeps its invalidations to publish later, and catches up (or reloads) when Redis is
+///   back.
+/// - Redis back with older data (restarted from an RDB or AOF that lacks its last writes): each
+///   replica writes again the removals it knows of that the server lost, and no replica takes
+///   entries from a server that restarted from disk until it has been up 2 ×
+///   [`RedisOptions::retry_after`] + 1 s; see [`SharedStats::rewinds`] and the README's "Scale-out"
+///   section for the exact guarantee.
 ///
 /// The cache must have a TTL ([`CacheBuilder::time_to_live`](paracache::CacheBuilder::time_to_live)): Redis keys expire
 /// with it, which bounds Redis memory and lets every replica honour the same expiry.
@@ -144,7 +150,7 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     }
 
     /// Look a prompt up: the local exact tier, then Redis (an entry another replica inserted,
-    /// answered with [`Source::Shared`](paracache::Source::Shared) and kept locally), then `embed`
+    /// answered with [`Source::Shared`] and kept locally), then `embed`
     /// and the local semantic tier. As [`Cache::lookup`] otherwise.
     pub fn lookup(&self, scope: &Scope, prompt: &str, embed: impl EmbedFn) -> Result<Lookup<V>> {
         let core = self.core();
@@ -160,18 +166,23 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     /// both compute (the later put wins in Redis); see the README's "Scale-out" section for what
     /// coalescing across replicas would take.
     ///
-    /// ```no_run
+    /// ```
     /// use paracache::{Cache, Embedder, HashEmbedder, Scope, Source};
     /// use paracache_redis::{RedisOptions, SharedCache};
     /// use std::time::Duration;
     /// let local: Cache<String> = Cache::builder(64).time_to_live(Duration::from_secs(3600)).build()?;
-    /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:6379/"))?;
+    /// // No server on port 1: the replica works local-only (sharing starts once Redis is there).
+    /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:1/"))?;
     /// let e = HashEmbedder::new(64);
     /// let scope = Scope::named("acme");
     /// let hit = cache.get_or_insert_with(&scope, "What is Rust?", e.embed_fn(), || {
     ///     Ok::<_, std::io::Error>("A language.".to_string()) // the model call
     /// })?;
-    /// assert!(matches!(hit.source(), Source::Computed | Source::Exact | Source::Shared | Source::Semantic));
+    /// assert_eq!(hit.source(), Source::Computed);
+    /// let again = cache.get_or_insert_with(&scope, "What is Rust?", e.embed_fn(), || {
+    ///     Err::<String, _>(std::io::Error::other("not called: the answer is cached"))
+    /// })?;
+    /// assert_eq!((again.source(), again.value().as_str()), (Source::Exact, "A language."));
     /// # Ok::<(), paracache::Error>(())
     /// ```
     pub fn get_or_insert_with<C, E2>(
@@ -200,21 +211,22 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> SharedCache<V> {
     /// [`RedisOptions::timeout`], and run on the calling task's thread. The future is `Send` when
     /// `V`, `C` and its future are.
     ///
-    /// ```no_run
-    /// use paracache::{Cache, Embedder, HashEmbedder, Scope};
+    /// ```
+    /// use paracache::{Cache, Embedder, HashEmbedder, Scope, Source};
     /// use paracache_redis::{RedisOptions, SharedCache};
     /// use std::time::Duration;
-    /// # async fn demo() -> paracache::Result<()> {
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let local: Cache<String> = Cache::builder(64).time_to_live(Duration::from_secs(3600)).build()?;
-    /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:6379/"))?;
+    /// let cache = SharedCache::connect(local, RedisOptions::new("redis://127.0.0.1:1/"))?;
     /// let e = HashEmbedder::new(64);
     /// let hit = cache
     ///     .get_or_insert_with_async(&Scope::global(), "What is Rust?", e.embed_fn(), || async {
-    ///         Ok::<_, std::io::Error>("A language.".to_string())
+    ///         Ok::<_, std::io::Error>("A language.".to_string()) // the model call
     ///     })
     ///     .await?;
-    /// println!("{}", hit.value());
-    /// # Ok(()) }
+    /// assert_eq!(hit.source(), Source::Computed);
+    /// # Ok::<(), paracache::Error>(())
+    /// # }).unwrap();
     /// ```
     pub async fn get_or_insert_with_async<C, Fut, E2>(
         &self,

@@ -56,17 +56,22 @@ impl RedisOptions {
         self
     }
 
-    /// The most one lookup, insert or invalidation waits for Redis, connecting included
-    /// (default 50 ms: several loopback or same-zone round trips, far below a model call). Past
-    /// it the call goes on local-only and the error is counted.
+    /// The most one lookup, insert or invalidation waits for Redis (default 50 ms: several
+    /// loopback or same-zone round trips, far below a model call). Past it the call goes on
+    /// local-only and the error is counted. Calls never connect: a connector thread opens
+    /// connections (each connect also bounded by this timeout) and a call that finds none ready
+    /// goes local at once.
     pub fn timeout(mut self, timeout: Duration) -> RedisOptions {
         self.timeout = timeout;
         self
     }
 
     /// After a failed call, how long calls skip Redis before trying again (default 500 ms), so an
-    /// outage costs one timeout per interval, not one per lookup. The stream follower also
-    /// retries at this interval.
+    /// outage costs one timeout per interval, not one per lookup. The stream follower and the
+    /// connector also retry at this interval. A server that restarted from persisted data is
+    /// trusted only once it has been up twice this long plus a second, so every live replica has
+    /// reconnected and written back the removals the server lost (all sharing caches should
+    /// agree).
     pub fn retry_after(mut self, retry_after: Duration) -> RedisOptions {
         self.retry_after = retry_after;
         self

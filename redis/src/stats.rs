@@ -39,8 +39,8 @@ pub struct SharedStats {
     pub rejected: u64,
     /// Full reloads from Redis: at start, and after a gap in a stream.
     pub resyncs: u64,
-    /// Times a bucket's generation in Redis was found behind the highest this replica had seen
-    /// (Redis restarted from older data, or empty).
+    /// Times Redis was found to have gone back in a bucket: it no longer held the newest event
+    /// this replica had seen there (restarted from older data, or empty).
     pub rewinds: u64,
     /// Removals written again to Redis after a rewind, because Redis may have lost them.
     pub reasserted: u64,

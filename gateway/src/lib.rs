@@ -1,25 +1,35 @@
 //! An OpenAI-compatible caching proxy built on [paracache].
 //!
-//! The gateway sits between clients and any server that speaks `POST /v1/chat/completions`
-//! (vLLM, llama.cpp's server, Ollama's OpenAI endpoint, OpenAI itself). A request that the
-//! [keying policy](policy) allows is looked up in a [`paracache::Cache`]: an exact or semantic hit
-//! is answered from the cache, a miss goes to the upstream and its answer is stored. Answers carry
-//! `x-cache: exact | alias | semantic | miss | bypass` and, on hits, `x-cache-similarity`.
-//! Concurrent identical requests (or rewordings of one in flight) make one upstream call; a
-//! `stream: true` miss streams through as it arrives and is stored once complete; upstream errors,
-//! timeouts and non-2xx answers are passed on and never stored.
+//! The gateway sits between clients and any OpenAI-compatible server (vLLM, llama.cpp's server,
+//! Ollama's OpenAI endpoint, OpenAI itself). A `POST /v1/chat/completions` that the
+//! [keying policy](policy) allows is looked up in a [`paracache::Cache`] (or, with
+//! [`store::Store::Shared`], a cache shared with other gateways through Redis): an exact or
+//! semantic hit is answered from the cache, a miss goes to the upstream and its answer is stored.
+//! Every other path is proxied to the upstream untouched. Answers carry
+//! `x-cache: exact | alias | semantic | shared | miss | refresh | bypass`, `x-cache-key` (a stable
+//! id of the entry) and, on hits, `x-cache-similarity`, `Age` and the stored `usage`.
+//! Concurrent identical requests (or rewordings of one in flight) make one upstream call, and
+//! when its answer cannot be stored (a 429, an error, tool calls) the waiting requests get that
+//! answer rather than calling again. A `stream: true` miss streams through as it arrives and is
+//! stored once complete; upstream errors, timeouts and non-2xx answers are passed on with the
+//! upstream's `retry-after`, `x-ratelimit-*` and `x-request-id` headers, and never stored.
+//! Errors the gateway makes itself are in OpenAI's error shape.
 //!
-//! # Keying policy
+//! # Keying policy and controls
 //!
-//! (In full in [`policy`].) The **scope**, which partitions both tiers so nothing is ever served
-//! across it, is the tenant (`x-tenant-id`, else the bearer token, hashed), the model, the system
-//! and developer messages, every request field that can change the answer (temperature, top_p,
-//! max_tokens, tools, response_format, ...), the embedding model, and a hash of the earlier turns.
-//! The cached **text** is the last user message. **Bypassed** (forwarded, never cached):
-//! `cache-control: no-store` or `no-cache`, `"cache": false` in the body, a temperature above
+//! (In full in [`policy`] and [`controls`].) The **scope**, which partitions both tiers so
+//! nothing is ever served across it, is the tenant (the caller's credential, hashed; an
+//! `x-tenant-id` header only narrows it, and only with
+//! [`Policy::trusted_tenant_header`](policy::Policy::trusted_tenant_header)), the cache
+//! namespace, the model, the system and developer messages, every request field that can change
+//! the answer (temperature, top_p, max_tokens, tools, response_format, ...), the embedding model,
+//! and a hash of the earlier turns. The cached **text** is the last user message. Per request,
+//! LiteLLM's `cache` body object, `Cache-Control` and Portkey's force-refresh header choose
+//! no-cache (refresh), no-store, a maximum age, a time to live or a namespace. **Bypassed**
+//! (forwarded, never cached): `"cache": false`, no-cache with no-store, a temperature above
 //! [`Policy::max_temperature`](policy::Policy::max_temperature), `n` > 1, a conversation that does
-//! not end with a user message, and non-text content. Answers with tool calls or several choices
-//! are passed on, never stored.
+//! not end with a user message, non-text content, and prompts the cache refuses (empty, too
+//! large).
 //!
 //! # Running it
 //!
@@ -50,6 +60,7 @@
 //! let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder::new(384));
 //! let cache = Cache::builder(embedder.dimension()).threshold(0.85).build()?;
 //! let upstream = Upstream::new("http://127.0.0.1:8000/v1", Duration::from_secs(120))?;
+//! // A `paracache_redis::SharedCache` in place of `cache` shares it with other gateways.
 //! let gateway = Arc::new(Gateway::new(cache, embedder, false, upstream, Policy::default()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let shutdown = async {
@@ -62,7 +73,9 @@
 
 pub mod app;
 pub mod completion;
+pub mod controls;
 pub mod fake;
 mod metrics;
 pub mod policy;
+pub mod store;
 pub mod upstream;

@@ -17,13 +17,16 @@
 
 use clap::Parser;
 use paracache::{Cache, Embedder, HashEmbedder};
+use paracache_gateway::store::Store;
 use paracache_gateway::{app, policy, upstream};
+use paracache_redis::{RedisOptions, SharedCache};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// An OpenAI-compatible caching proxy built on paracache: answers POST /v1/chat/completions from
-/// its cache, or from the upstream on a miss, and serves GET /metrics and GET /health.
+/// its cache, or from the upstream on a miss, proxies every other path to the upstream, and
+/// serves GET /metrics and GET /health.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -54,6 +57,18 @@ struct Args {
     /// Cache file: loaded on start when it exists, saved on shutdown [default: none]
     #[arg(long, value_name = "PATH")]
     snapshot: Option<PathBuf>,
+    /// Read the x-tenant-id header to narrow each caller's partition within its API key. Only
+    /// behind a proxy that sets it and strips any the client sent; without this flag the header
+    /// is ignored, and the tenant is the caller's credential alone
+    #[arg(long)]
+    trusted_tenant_header: bool,
+    /// Share the cache with every other gateway on this Redis (redis://host:port/db): an answer
+    /// one stores is a hit on all [default: none, this process's cache alone]
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Prefix of the shared tier's Redis keys; gateways that share use the same one
+    #[arg(long, value_name = "NAME", default_value = "paracache-gateway")]
+    redis_namespace: String,
 }
 
 #[tokio::main]
@@ -63,10 +78,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         None => (Arc::new(HashEmbedder::new(384)), 0.85),
         Some(dir) => (model(dir)?, paracache::DEFAULT_THRESHOLD),
     };
-    let builder = Cache::builder(embedder.dimension())
-        .threshold(args.threshold.unwrap_or(threshold))
-        .max_entries(args.max_entries)
-        .time_to_live(Duration::from_secs(args.ttl_secs));
+    let builder = || {
+        Cache::builder(embedder.dimension())
+            .threshold(args.threshold.unwrap_or(threshold))
+            .max_entries(args.max_entries)
+            .time_to_live(Duration::from_secs(args.ttl_secs))
+    };
     let snapshot = args.snapshot;
     let (cache, loaded) = app::load_cache(builder, snapshot.as_ref())?;
     if let (Some(report), Some(path)) = (loaded, &snapshot) {
@@ -75,10 +92,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstream = upstream::Upstream::new(&args.upstream, Duration::from_secs(args.timeout_secs))?;
     let policy = policy::Policy {
         max_temperature: args.max_temperature,
+        trusted_tenant_header: args.trusted_tenant_header,
         ..policy::Policy::default()
     };
     let blocks = args.model_dir.is_some();
-    let gateway = Arc::new(app::Gateway::new(cache, embedder, blocks, upstream, policy));
+    let store: Store = match &args.redis {
+        None => cache.into(),
+        Some(url) => {
+            let options = RedisOptions::new(url).namespace(&args.redis_namespace);
+            eprintln!(
+                "sharing the cache through {url} (namespace {})",
+                args.redis_namespace
+            );
+            SharedCache::connect(cache, options)?.into()
+        }
+    };
+    let gateway = Arc::new(app::Gateway::new(store, embedder, blocks, upstream, policy));
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     eprintln!(
         "paracache gateway on http://{} -> {}",

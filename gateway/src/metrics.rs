@@ -12,9 +12,11 @@ type Labels = Vec<(String, String)>;
 /// Counters and latency histograms, rendered by `GET /metrics`.
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Requests by outcome: `exact`, `alias`, `semantic`, `miss` or `bypass`.
+    /// Chat requests by outcome: `exact`, `alias`, `semantic`, `shared`, `miss`, `refresh` or
+    /// `bypass`.
     requests: Family<Labels, Counter>,
     upstream_errors: Counter,
+    proxied: Counter,
     lookup_seconds: Histogram,
     embed_seconds: Histogram,
     upstream_seconds: Histogram,
@@ -26,6 +28,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("paracache_gateway");
         let requests = Family::<Labels, Counter>::default();
         let upstream_errors = Counter::default();
+        let proxied = Counter::default();
         // 1 µs to ~16 s: exact hits, semantic hits and model calls all land inside.
         let lookup_seconds = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
         let embed_seconds = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
@@ -40,6 +43,11 @@ impl Default for Metrics {
             "upstream_errors",
             "Upstream answers passed on uncached (non-2xx, unreachable, timed out)",
             upstream_errors.clone(),
+        );
+        registry.register(
+            "proxied_requests",
+            "Requests to other paths, passed to the upstream uncached",
+            proxied.clone(),
         );
         registry.register(
             "lookup_seconds",
@@ -65,6 +73,7 @@ impl Default for Metrics {
             registry,
             requests,
             upstream_errors,
+            proxied,
             lookup_seconds,
             embed_seconds,
             upstream_seconds,
@@ -82,6 +91,10 @@ impl Metrics {
 
     pub(crate) fn upstream_error(&self) {
         self.upstream_errors.inc();
+    }
+
+    pub(crate) fn proxied(&self) {
+        self.proxied.inc();
     }
 
     pub(crate) fn lookup(&self, seconds: f64) {

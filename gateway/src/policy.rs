@@ -1,16 +1,19 @@
 //! The keying policy: which requests may be cached, under which scope, and with which text.
 //!
 //! - **Scope** (both tiers are partitioned by it, so nothing is ever served across it): the
-//!   tenant (the `x-tenant-id` header, else the bearer token; hashed, so no key is stored), the
-//!   model, the system and developer messages, every other request field that can change the
+//!   tenant, which is the caller's credential (the `Authorization` header, and `api-key` /
+//!   `x-api-key` when sent; hashed, so no key is stored), narrowed by the `x-tenant-id` header
+//!   only when [`Policy::trusted_tenant_header`] says a trusted proxy sets it; the cache
+//!   namespace the request asks for (see [`crate::controls`]); the model, the system and developer messages, every other request field that can change the
 //!   answer (temperature, top_p, max_tokens, stop, seed, tools, tool_choice, response_format,
 //!   penalties... as canonical JSON: any field not known to be inert counts), and a hash of the
 //!   conversation before its last user message.
 //! - **Text**: the last user message. With the history in the scope, a follow-up question is
 //!   only ever matched against follow-ups of the same conversation.
-//! - **Bypass** (forwarded, never cached): `cache-control: no-store` or `no-cache`, a body field
-//!   `"cache": false`, temperature above the configured bound, `n` above 1, a conversation that
-//!   does not end with a user message, or message content other than text.
+//! - **Bypass** (forwarded, never cached): temperature above the configured bound, `n` above 1,
+//!   a conversation that does not end with a user message, or message content other than text.
+//!   The per-request controls (`"cache": false`, `no-cache` with `no-store`) are read by
+//!   [`crate::controls`].
 
 use axum::http::HeaderMap;
 use md5::{Digest, Md5};
@@ -49,6 +52,10 @@ pub struct Policy {
     pub max_temperature: f64,
     /// The embedder's model id, part of every scope (the gateway sets it from its embedder).
     pub embedding_model: String,
+    /// Whether the `x-tenant-id` header is set by a trusted proxy in front of the gateway (which
+    /// strips any the client sent). Only then is it read, and then it narrows the tenant within
+    /// the caller's credential, never replaces it. Off by default: a client could send anything.
+    pub trusted_tenant_header: bool,
 }
 
 impl Default for Policy {
@@ -56,20 +63,20 @@ impl Default for Policy {
         Policy {
             max_temperature: 1.0,
             embedding_model: String::new(),
+            trusted_tenant_header: false,
         }
     }
 }
 
 impl Policy {
-    /// Decide for a request with these headers and this (already parsed) body.
-    pub fn decide(&self, headers: &HeaderMap, body: &Map<String, Value>) -> Decision {
-        let cache_control = header(headers, "cache-control").to_ascii_lowercase();
-        if cache_control.contains("no-store") || cache_control.contains("no-cache") {
-            return Decision::Bypass("cache-control");
-        }
-        if body.get("cache") == Some(&Value::Bool(false)) {
-            return Decision::Bypass("cache: false");
-        }
+    /// Decide for a request with these headers and this (already parsed) body, in the cache
+    /// `namespace` the request asked for (if any).
+    pub fn decide(
+        &self,
+        headers: &HeaderMap,
+        body: &Map<String, Value>,
+        namespace: Option<&str>,
+    ) -> Decision {
         let temperature = body
             .get("temperature")
             .and_then(Value::as_f64)
@@ -113,7 +120,7 @@ impl Policy {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let scope = Scope::builder()
-            .tenant(tenant(headers))
+            .tenant(tenant(headers, self.trusted_tenant_header))
             .model(
                 body.get("model")
                     .and_then(Value::as_str)
@@ -124,24 +131,43 @@ impl Policy {
             // serde_json's map is ordered by key, so equal parameters encode equally.
             .param("request", Value::Object(params).to_string())
             .param("history", hex(&history.finalize()))
+            .param("namespace", namespace.unwrap_or_default())
             .build();
         Decision::Cache { scope, text }
     }
 }
 
-/// The tenant's identity as the scope sees it: a hash of the tenant header, else of the bearer
-/// token, else a fixed name for anonymous callers.
-pub fn tenant(headers: &HeaderMap) -> String {
-    let id = match header(headers, "x-tenant-id") {
-        "" => header(headers, "authorization"),
-        id => id,
-    };
-    if id.is_empty() {
-        return "anonymous".to_string();
-    }
+/// The headers that carry a caller's credential: OpenAI's bearer token, Azure's `api-key`, and
+/// the `x-api-key` other servers use.
+const CREDENTIALS: &[&str] = &["authorization", "api-key", "x-api-key"];
+
+/// The tenant's identity as the scope sees it: a hash of the caller's credential headers (a fixed
+/// name for callers without one), narrowed by the `x-tenant-id` header when `trust_header` says
+/// a trusted proxy sets it. The header never stands in for the credential, so a client that
+/// sends another tenant's name (or another tenant's key in it) stays in its own key's partition.
+pub fn tenant(headers: &HeaderMap, trust_header: bool) -> String {
     let mut h = Md5::new();
     h.update(b"paracache-gateway-tenant\0");
-    h.update(id.as_bytes());
+    let mut anonymous = true;
+    for name in CREDENTIALS {
+        let value = header(headers, name);
+        if !value.is_empty() {
+            anonymous = false;
+        }
+        // Length-prefixed, so no two different header sets encode the same.
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value.as_bytes());
+    }
+    let narrowed = trust_header && headers.contains_key("x-tenant-id");
+    if anonymous && !narrowed {
+        return "anonymous".to_string();
+    }
+    if narrowed {
+        let t = header(headers, "x-tenant-id");
+        h.update(b"\0x-tenant-id\0");
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t.as_bytes());
+    }
     hex(&h.finalize())
 }
 

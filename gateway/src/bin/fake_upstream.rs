@@ -6,7 +6,8 @@
 //! ```
 //!
 //! It answers `POST /v1/chat/completions` (plain or streamed) with `answer <n>: <last message>`,
-//! and a 500 to a message containing FAIL.
+//! and a 500 to a message containing FAIL, a 429 to RATELIMIT, a tool call to TOOL; GET
+//! /v1/models lists one model and any other path echoes the request (see the library's `fake`).
 
 use clap::Parser;
 use std::time::Duration;

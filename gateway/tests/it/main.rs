@@ -1,7 +1,14 @@
 //! The gateway against a fake OpenAI-compatible upstream: both real HTTP servers on 127.0.0.1,
 //! talked to with a real client.
 
+mod controls;
+mod errors;
+mod flights;
+mod passthrough;
+mod replicas;
+mod sdk;
 mod support;
+mod tenancy;
 
 use axum::Router;
 use paracache::{Cache, HashEmbedder};
@@ -35,6 +42,30 @@ async fn start_with(
     delay: Duration,
     timeout: Duration,
 ) -> (String, Arc<fake::Fake>) {
+    start_full(
+        embedder,
+        threshold,
+        delay,
+        timeout,
+        policy::Policy::default(),
+    )
+    .await
+}
+
+/// [`start`] under `policy`.
+async fn start_with_policy(delay: Duration, policy: policy::Policy) -> (String, Arc<fake::Fake>) {
+    let embedder = Arc::new(HashEmbedder::new(384));
+    start_full(embedder, 0.85, delay, Duration::from_secs(10), policy).await
+}
+
+/// A fake upstream and a gateway in front of it, every setting given.
+async fn start_full(
+    embedder: Arc<dyn paracache::Embedder>,
+    threshold: f32,
+    delay: Duration,
+    timeout: Duration,
+    policy: policy::Policy,
+) -> (String, Arc<fake::Fake>) {
     let (router, fake) = fake::router(delay);
     let upstream_url = serve(router).await;
     let cache = Cache::builder(embedder.dimension())
@@ -43,7 +74,7 @@ async fn start_with(
         .unwrap();
     let upstream = upstream::Upstream::new(&format!("{upstream_url}/v1"), timeout).unwrap();
     let blocks = embedder.model_id().starts_with("bert");
-    let gateway = app::Gateway::new(cache, embedder, blocks, upstream, policy::Policy::default());
+    let gateway = app::Gateway::new(cache, embedder, blocks, upstream, policy);
     (serve(app::router(Arc::new(gateway))).await, fake)
 }
 
@@ -51,18 +82,31 @@ struct Answer {
     status: u16,
     cache: String,
     similarity: Option<f32>,
+    headers: reqwest::header::HeaderMap,
     body: String,
 }
 
+impl Answer {
+    /// A response header as text.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
 async fn ask(url: &str, key: &str, body: Value) -> Answer {
-    let r = reqwest::Client::new()
+    ask_with(url, key, &[], body).await
+}
+
+/// [`ask`] with extra request headers.
+async fn ask_with(url: &str, key: &str, headers: &[(&str, &str)], body: Value) -> Answer {
+    let mut request = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
         .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let r = request.body(body.to_string()).send().await.unwrap();
     let header = |name: &str| {
         r.headers()
             .get(name)
@@ -76,6 +120,7 @@ async fn ask(url: &str, key: &str, body: Value) -> Answer {
         status: r.status().as_u16(),
         cache,
         similarity: similarity.map(|s| s.parse().unwrap()),
+        headers: r.headers().clone(),
         body: r.text().await.unwrap(),
     }
 }
@@ -332,15 +377,15 @@ async fn uncacheable_requests_bypass_the_cache() {
         assert_eq!((a.status, a.cache.as_str()), (200, "bypass"));
     }
     assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
-    let no_store = reqwest::Client::new()
-        .post(format!("{url}/v1/chat/completions"))
-        .header("cache-control", "no-store")
-        .body(chat("Write a poem").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_store.headers()["x-cache"], "bypass");
-    assert_eq!(no_store.headers()["x-cache-bypass"], "cache-control");
+    let neither = ask_with(
+        &url,
+        "k1",
+        &[("cache-control", "no-cache, no-store")],
+        chat("Write a poem"),
+    )
+    .await;
+    assert_eq!(neither.cache, "bypass");
+    assert_eq!(neither.header("x-cache-bypass"), Some("no-cache, no-store"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -361,7 +406,7 @@ async fn shutdown_finishes_requests_in_flight_and_saves_what_the_next_start_serv
         ))
     };
     let builder = || Cache::builder(384).threshold(0.85);
-    let (cache, loaded) = app::load_cache(builder(), Some(&path)).unwrap();
+    let (cache, loaded) = app::load_cache(builder, Some(&path)).unwrap();
     assert!(loaded.is_none(), "no snapshot yet");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -389,13 +434,32 @@ async fn shutdown_finishes_requests_in_flight_and_saves_what_the_next_start_serv
     let saved = server.await.unwrap().unwrap().unwrap();
     assert_eq!(saved.entries, 1);
 
-    let (cache, loaded) = app::load_cache(builder(), Some(&path)).unwrap();
+    let (cache, loaded) = app::load_cache(builder, Some(&path)).unwrap();
     assert_eq!(loaded.unwrap().entries, 1);
     let restarted = serve(app::router(gateway(cache))).await;
     let again = ask(&restarted, "k1", chat("Remember me")).await;
     assert_eq!(again.cache, "exact");
     assert_eq!(content(&again), content(&answer));
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_snapshot_of_an_older_gateway_is_not_loaded_and_the_gateway_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.bin");
+    // An older gateway saved without the current completion schema.
+    let old: Cache<completion::Completion> = Cache::builder(2).build().unwrap();
+    let c = completion::Completion::from_response(
+        &json!({"choices": [{"message": {"content": "a"}, "finish_reason": "stop"}]}),
+        1,
+    )
+    .unwrap();
+    old.insert(&paracache::Scope::global(), "q", vec![1.0, 0.0], c)
+        .unwrap();
+    old.save(&path).unwrap();
+    let (cache, loaded) = app::load_cache(|| Cache::builder(2), Some(&path)).unwrap();
+    assert!(loaded.is_none());
+    assert_eq!(cache.stats().entries, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -494,16 +558,28 @@ fn the_policy_hashes_tenants_and_ignores_parameter_order() {
     use axum::http::HeaderMap;
     let mut headers = HeaderMap::new();
     headers.insert("authorization", "Bearer sk-secret".parse().unwrap());
-    let tenant = policy::tenant(&headers);
+    let tenant = policy::tenant(&headers, false);
     assert!(!tenant.contains("secret") && tenant.len() == 32);
     headers.insert("x-tenant-id", "acme".parse().unwrap());
-    assert_ne!(policy::tenant(&headers), tenant, "the tenant header wins");
+    assert_eq!(
+        policy::tenant(&headers, false),
+        tenant,
+        "an untrusted tenant header is ignored"
+    );
+    assert_ne!(
+        policy::tenant(&headers, true),
+        tenant,
+        "a trusted one narrows"
+    );
     let p = policy::Policy::default();
-    let scope_of =
-        |body: &str| match p.decide(&HeaderMap::new(), &serde_json::from_str(body).unwrap()) {
-            policy::Decision::Cache { scope, text } => (scope, text),
-            policy::Decision::Bypass(r) => panic!("bypassed: {r}"),
-        };
+    let scope_of = |body: &str| match p.decide(
+        &HeaderMap::new(),
+        &serde_json::from_str(body).unwrap(),
+        None,
+    ) {
+        policy::Decision::Cache { scope, text } => (scope, text),
+        policy::Decision::Bypass(r) => panic!("bypassed: {r}"),
+    };
     let a = scope_of(
         r#"{"model":"m","top_p":0.5,"seed":1,"messages":[{"role":"user","content":"q"}]}"#,
     );
@@ -525,7 +601,11 @@ fn the_policy_hashes_tenants_and_ignores_parameter_order() {
         r#"{"model":"m","n":2,"messages":[{"role":"user","content":"q"}]}"#,
         r#"{"model":"m","messages":[]}"#,
     ] {
-        let decided = p.decide(&HeaderMap::new(), &serde_json::from_str(body).unwrap());
+        let decided = p.decide(
+            &HeaderMap::new(),
+            &serde_json::from_str(body).unwrap(),
+            None,
+        );
         assert!(matches!(decided, policy::Decision::Bypass(_)), "{body}");
     }
 }

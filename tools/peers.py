@@ -283,9 +283,11 @@ def replay_peers(args):
         if not args.skip_gptcache:
             pre, wall, rows = gptcache_replay(texts, emb, steps, prefill)
             systems.setdefault("GPTCache 0.1.44 (sqlite + faiss)", []).append((wall, rows))
-        print(f"round {rnd + 1}: python prefill {pre:.1f} s, insert p50 {pct(inserts, 0.5):.0f} us "
-              f"p99 {pct(inserts, 0.99):.0f} us; paracache entries at end {summary['entries_at_end']}",
-              file=sys.stderr)
+        ins = summary["results"]["insert"]
+        print(f"round {rnd + 1}: inserts after a miss: Python p50 {pct(inserts, 0.5):.0f} us p99 "
+              f"{pct(inserts, 0.99):.0f} us; paracache p50 {ins['p50_ns'] / 1e3:.0f} us p99 "
+              f"{ins['p99_ns'] / 1e3:.0f} us; Python prefill {pre:.1f} s; paracache entries at end "
+              f"{summary['entries_at_end']}")
     reference = systems["paracache --brute-force (exact scan)"][-1][1]
     print(f"\n{args.data}: {len(steps)} steps after a prefill of {len(prefill)} texts "
           f"({summary['entries_at_end']} entries at the end), threshold {THRESHOLD}, guards and "
@@ -305,6 +307,18 @@ def replay_peers(args):
         walls = " ; ".join(f"{w:.1f}" for w, _ in runs)
         agree = " ; ".join(f"{100 * agreement(rows, reference):.2f}%" for _, rows in runs)
         print(f"| {name} | {' | '.join(cells)} | {walls} | {agree} |")
+    # Over the run, not only at its end: the cache grows and inserts keep arriving throughout.
+    window = max(len(steps) // 6, 1)
+    print(f"\nSemantic hits and misses together, p50 / p99 µs per window of {window} steps (last round):\n")
+    print("| steps | " + " | ".join(systems) + " |")
+    print("| --- |" + " --- |" * len(systems))
+    for start in range(0, len(steps), window):
+        cells = []
+        for name, runs in systems.items():
+            rows = runs[-1][1][start:start + window]
+            lat = [r["latency_ns"] for r in rows if r["result"] in ("semantic", "miss")]
+            cells.append(f"{pct(lat, 0.5):.0f} / {pct(lat, 0.99):.0f}" if lat else "-")
+        print(f"| {start}..{min(start + window, len(steps))} | " + " | ".join(cells) + " |")
     print("\nRatio paracache / Python (last round; the target is at most 0.5):\n")
     print("| | semantic p50 | semantic p99 | miss p50 | miss p99 |")
     print("| --- | --- | --- | --- | --- |")

@@ -50,6 +50,10 @@ struct Args {
     /// Which false-hit guards run: all, none, or a list of numbers, negation, entities.
     #[arg(long, default_value = "all", value_name = "all|none|LIST")]
     guards: Guards,
+    /// Build graphs and link inserted vectors into them on the inserting thread instead of in
+    /// the background (`CacheBuilder::background_rebuild(false)`).
+    #[arg(long)]
+    inline_index: bool,
     /// No hit aliases, so every repeat of a rephrasing is searched again.
     #[arg(long)]
     no_alias: bool,
@@ -144,7 +148,8 @@ fn build(args: &Args, data: &Data) -> Result<Cache<usize>, String> {
         .max_entries(args.capacity)
         .threshold(args.threshold)
         .guards(args.guards)
-        .alias_hits(!args.no_alias);
+        .alias_hits(!args.no_alias)
+        .background_rebuild(!args.inline_index);
     if args.brute_force {
         builder = builder.exact_scan_limit(usize::MAX);
     }
@@ -322,6 +327,8 @@ fn run() -> Result<(), String> {
         "paraphrase_served": ratio(s.para_served, s.para_total),
         "new_served_wrong": ratio(s.new_wrong, s.new_total),
         "embed_calls": stats.embed_calls,
+        "rebuilds": stats.rebuilds,
+        "index_pending_at_end": stats.index_pending,
         "guard_rejections": stats.guard_rejections,
         "verifier_calls": stats.verifier_calls,
         "verifier_rejections": stats.verifier_rejections,

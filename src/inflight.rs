@@ -247,6 +247,7 @@ mod tests {
             &v(1.0, 0.0),
             0.9,
             Guards::all(),
+            None,
         ) else {
             panic!("another scope must never follow this scope's flight")
         };
@@ -271,6 +272,7 @@ mod tests {
             &v(1.0, 0.0),
             0.9,
             Guards::all(),
+            None,
         ) else {
             panic!()
         };

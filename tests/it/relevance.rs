@@ -185,7 +185,8 @@ fn the_default_cache_turns_away_the_traps_plain_cosine_serves_and_says_why() {
     let s = Scope::global();
     let lookup = |c: &Cache<usize>, a: usize, b: usize| {
         c.clear();
-        c.insert(&s, &dev.texts[&a], dev.row(a).to_vec(), a).unwrap();
+        c.insert(&s, &dev.texts[&a], dev.row(a).to_vec(), a)
+            .unwrap();
         let v = dev.row(b).to_vec();
         c.lookup(&s, &dev.texts[&b], |_| Ok::<_, std::io::Error>(v))
             .unwrap()
@@ -203,15 +204,24 @@ fn the_default_cache_turns_away_the_traps_plain_cosine_serves_and_says_why() {
     let default: Cache<usize> = Cache::builder(384).alias_hits(false).build().unwrap();
     let check_only = build(Guards::none(), Some(PairCheck::default()));
     let (mut traps, mut check_stopped) = (0, 0);
-    for p in dev.pairs.iter().filter(|p| !p.same && p.category.starts_with("fow:")) {
+    for p in dev
+        .pairs
+        .iter()
+        .filter(|p| !p.same && p.category.starts_with("fow:"))
+    {
         if !lookup(&plain, p.a, p.b).is_hit() {
             continue;
         }
         traps += 1;
         let Lookup::Miss(miss) = lookup(&default, p.a, p.b) else {
-            panic!("{}: served {:?} for {:?}", p.category, dev.texts[&p.a], dev.texts[&p.b]);
+            panic!(
+                "{}: served {:?} for {:?}",
+                p.category, dev.texts[&p.a], dev.texts[&p.b]
+            );
         };
-        let why = miss.rejected_by().expect("a turned-away candidate has a reason");
+        let why = miss
+            .rejected_by()
+            .expect("a turned-away candidate has a reason");
         assert!(
             matches!(why, Rejection::Guard(_) | Rejection::PairCheck(_)),
             "{why}"

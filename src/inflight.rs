@@ -71,6 +71,10 @@ impl InFlight {
     /// Follow a flight for `key`, or for a prompt in `scope` whose vector is at least `threshold`
     /// similar and that `guards` and the pair `check` let answer `prompt`; otherwise lead a new
     /// one.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the flight's identity, its vector and the relevance settings, each used once"
+    )]
     pub(crate) fn join(
         &self,
         key: Key,

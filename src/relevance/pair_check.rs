@@ -124,105 +124,107 @@ impl fmt::Display for Feature {
     }
 }
 
-/// Function words: left out of the content overlap and of added and swapped words.
-const FUNCTION_WORDS: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "of",
-    "to",
-    "in",
-    "on",
-    "at",
-    "for",
-    "by",
-    "from",
-    "with",
-    "about",
-    "as",
-    "into",
-    "and",
-    "or",
-    "but",
-    "if",
-    "so",
-    "than",
-    "then",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "am",
-    "do",
-    "doe",
-    "did",
-    "done",
-    "have",
-    "ha",
-    "had",
-    "can",
-    "could",
-    "will",
-    "would",
-    "shall",
-    "should",
-    "may",
-    "might",
-    "must",
-    "i",
-    "me",
-    "my",
-    "you",
-    "your",
-    "we",
-    "our",
-    "us",
-    "he",
-    "she",
-    "it",
-    "its",
-    "they",
-    "them",
-    "their",
-    "his",
-    "her",
-    "this",
-    "that",
-    "these",
-    "those",
-    "there",
-    "what",
-    "how",
-    "why",
-    "when",
-    "where",
-    "who",
-    "whom",
-    "which",
-    "whose",
-    "some",
-    "any",
-    "all",
-    "it'",
-    "i'm",
-    "get",
-    "one",
-    "way",
-    "best",
-    "good",
-    "thing",
-    "someone",
-    "something",
-    "anyone",
-    "very",
-    "much",
-    "many",
-    "really",
-    "just",
-];
+/// Function words (as stems): left out of the content overlap and of added and swapped words.
+fn is_function_word(stem: &str) -> bool {
+    matches!(
+        stem,
+        "a" | "an"
+            | "the"
+            | "of"
+            | "to"
+            | "in"
+            | "on"
+            | "at"
+            | "for"
+            | "by"
+            | "from"
+            | "with"
+            | "about"
+            | "as"
+            | "into"
+            | "and"
+            | "or"
+            | "but"
+            | "if"
+            | "so"
+            | "than"
+            | "then"
+            | "is"
+            | "are"
+            | "was"
+            | "were"
+            | "be"
+            | "been"
+            | "being"
+            | "am"
+            | "do"
+            | "doe"
+            | "did"
+            | "done"
+            | "have"
+            | "ha"
+            | "had"
+            | "can"
+            | "could"
+            | "will"
+            | "would"
+            | "shall"
+            | "should"
+            | "may"
+            | "might"
+            | "must"
+            | "i"
+            | "me"
+            | "my"
+            | "you"
+            | "your"
+            | "we"
+            | "our"
+            | "us"
+            | "he"
+            | "she"
+            | "it"
+            | "its"
+            | "they"
+            | "them"
+            | "their"
+            | "his"
+            | "her"
+            | "this"
+            | "that"
+            | "these"
+            | "those"
+            | "there"
+            | "what"
+            | "how"
+            | "why"
+            | "when"
+            | "where"
+            | "who"
+            | "whom"
+            | "which"
+            | "whose"
+            | "some"
+            | "any"
+            | "all"
+            | "it'"
+            | "i'm"
+            | "get"
+            | "one"
+            | "way"
+            | "best"
+            | "good"
+            | "thing"
+            | "someone"
+            | "something"
+            | "anyone"
+            | "very"
+            | "much"
+            | "many"
+            | "really"
+            | "just"
+    )
+}
 
 /// Question words, each with its own number (0: none seen).
 fn question_word(lower: &str) -> u8 {
@@ -242,8 +244,8 @@ fn question_word(lower: &str) -> u8 {
 /// overlap features need.
 #[derive(Debug, Default)]
 pub(crate) struct Profile {
-    /// Every word's stem, sorted and deduplicated.
-    stems: Vec<String>,
+    /// Every word's stem, hashed (FNV-1a 64), sorted and deduplicated.
+    stems: Vec<u64>,
     /// Stems of content words, sorted and deduplicated.
     content: Vec<String>,
     /// Hashed character trigrams of the lower-cased letters and digits, sorted and deduplicated.
@@ -255,28 +257,35 @@ pub(crate) struct Profile {
 
 impl Profile {
     pub(crate) fn of(words: &[Word<'_>]) -> Profile {
-        let mut stems: Vec<String> = words.iter().map(|w| stem(&w.lower).to_string()).collect();
-        let mut content: Vec<String> = stems
-            .iter()
-            .filter(|s| !FUNCTION_WORDS.contains(&s.as_str()))
-            .cloned()
-            .collect();
+        let mut stems: Vec<u64> = Vec::with_capacity(words.len());
+        let mut content: Vec<String> = Vec::with_capacity(words.len());
+        for w in words {
+            let s = stem(&w.lower);
+            stems.push(s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            }));
+            if !is_function_word(s) {
+                content.push(s.to_string());
+            }
+        }
         stems.sort_unstable();
         stems.dedup();
         content.sort_unstable();
         content.dedup();
-        let mut trigrams = Vec::new();
+        let mut trigrams = Vec::with_capacity(words.len() * 6);
         for w in words {
             // Each word padded with a space on both sides, so short words have trigrams too.
-            let chars: Vec<char> = std::iter::once(' ')
+            let padded = std::iter::once(' ')
                 .chain(w.lower.chars().filter(|c| c.is_alphanumeric()))
-                .chain(std::iter::once(' '))
-                .collect();
-            for t in chars.windows(3) {
-                let h = t.iter().fold(2_166_136_261_u32, |h, &c| {
-                    (h ^ c as u32).wrapping_mul(16_777_619)
-                });
-                trigrams.push(h);
+                .chain(std::iter::once(' '));
+            let mut window = [' '; 3];
+            for (i, c) in padded.enumerate() {
+                window = [window[1], window[2], c];
+                if i >= 2 {
+                    trigrams.push(window.iter().fold(2_166_136_261_u32, |h, &c| {
+                        (h ^ c as u32).wrapping_mul(16_777_619)
+                    }));
+                }
             }
         }
         trigrams.sort_unstable();
@@ -585,7 +594,8 @@ impl PairCheck {
     /// The lexical weights, in the order of [`Feature::ALL`], the vector weights and the bias.
     ///
     /// ```
-    /// let (w, v, _bias) = paracache::PairCheck::default().weights();
+    /// let check = paracache::PairCheck::default();
+    /// let (w, v, _bias) = check.weights();
     /// assert_eq!((w.len(), v.len()), (paracache::PairFeatures::LEN, 768));
     /// ```
     pub fn weights(&self) -> (&[f32; PairFeatures::LEN], &[f32], f32) {

@@ -72,7 +72,8 @@ struct Args {
     /// what a judge there is worth.
     #[arg(long, value_name = "S")]
     verify_below: Option<f32>,
-    /// Write one JSON line per step (result, matched id, similarity, latency) to this file.
+    /// Write one JSON line per step (result, matched id, similarity, latency, and for a miss
+    /// what turned its best candidate away) to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Instead of one replay, a markdown table of the scores at each of these thresholds for
@@ -248,13 +249,17 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
             }
             _ => {}
         }
+        let rejected_by = match &r {
+            Lookup::Miss(m) => m.rejected_by().map(|why| why.to_string()),
+            _ => None,
+        };
         if let Lookup::Miss(miss) = r {
             cache
                 .insert_miss(miss, id)
                 .map_err(|e| format!("step {i}: {e}"))?;
         }
         if let Some(w) = out.as_mut() {
-            let line = json!({"step": i, "text_id": id, "result": kind, "matched_id": matched, "similarity": similarity, "latency_ns": ns});
+            let line = json!({"step": i, "text_id": id, "result": kind, "matched_id": matched, "similarity": similarity, "latency_ns": ns, "rejected_by": rejected_by});
             writeln!(w, "{line}").map_err(|e| e.to_string())?;
         }
         progress.add(1);

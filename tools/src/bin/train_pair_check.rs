@@ -461,6 +461,24 @@ fn report(eval: &std::path::Path, check: &PairCheck, thresholds: &[f32]) -> Resu
             .is_ok()
     };
     println!("\nout of sample, on the pairs of {}:", dir.path().display());
+    for &t in thresholds {
+        let r: Vec<usize> = (0..all.same.len())
+            .filter(|&i| all.similarity[i] >= t && !all.guarded[i])
+            .collect();
+        let score = |i: usize| {
+            let p = &dev.pairs[i];
+            check.score(&all.features[i], dev.row(p.a), dev.row(p.b))
+        };
+        let sc: Vec<f32> = r.iter().map(|&i| score(i)).collect();
+        let cos: Vec<f32> = r.iter().map(|&i| all.similarity[i]).collect();
+        let y: Vec<bool> = r.iter().map(|&i| all.same[i]).collect();
+        println!(
+            "AUC at cosine >= {t} past the guards ({} pairs): cosine {:.4}, check {:.4}",
+            r.len(),
+            auc(&cos, &y),
+            auc(&sc, &y)
+        );
+    }
     println!("| threshold | setting | served | precision | recall |");
     println!("| --- | --- | --- | --- | --- |");
     let positives = all.same.iter().filter(|s| **s).count();

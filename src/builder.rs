@@ -5,7 +5,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Capacity, Config, Weigher};
 use crate::error::{Error, Result};
 use crate::persist::auto::{AutoSnapshot, start_periodic};
-use crate::relevance::{Guards, Verifier, VerifyBand};
+use crate::relevance::{Guards, PairCheck, Verifier, VerifyBand};
 use crate::scope::Scope;
 use crate::vector::{IndexParams, SearchParams};
 use std::collections::HashMap;
@@ -70,6 +70,7 @@ pub struct CacheBuilder<V> {
     clock: Arc<dyn Clock>,
     pub(crate) auto: AutoSnapshot<V>,
     guards: Guards,
+    pair_check: Option<PairCheck>,
     verify: Option<VerifyBand>,
     alias_hits: bool,
     pub(crate) snapshot_schema: u32,
@@ -97,6 +98,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             clock: Arc::new(SystemClock),
             auto: AutoSnapshot::default(),
             guards: Guards::default(),
+            pair_check: Some(PairCheck::default()).filter(|c| c.dimension() == Some(dimension)),
             verify: None,
             alias_hits: true,
             snapshot_schema: 0,
@@ -304,6 +306,38 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         self
     }
 
+    /// The learned check a semantic candidate must pass after the guards. The default is the
+    /// shipped [`PairCheck::default`] (trained on all-MiniLM-L6-v2 vectors) when the cache's
+    /// dimension is its 384, else none. `None` serves on the threshold and the guards alone. A
+    /// check whose vector weights are for another dimension is refused by `build`. See
+    /// [`PairCheck`] and EVALUATION.md.
+    ///
+    /// ```
+    /// use paracache::{Cache, Feature, Lookup, PairCheck, PairFeatures, Rejection, Scope};
+    /// let mut w = [0.0; PairFeatures::LEN];
+    /// w[0] = 40.0;
+    /// w[11] = -4.0; // Feature::AddedWords: a modifier the longer prompt adds
+    /// let check = PairCheck::new(w, Vec::new(), -36.0, [0.0; PairFeatures::LEN], Vec::new(), 0.5);
+    /// let s = Scope::global();
+    /// let near = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.2]); // cosine 0.98
+    /// for check in [Some(check), None] {
+    ///     let c: Cache<u8> = Cache::builder(2).pair_check(check.clone()).build().unwrap();
+    ///     c.insert(&s, "What do Russian Americans think about Putin?", vec![1.0, 0.0], 1).unwrap();
+    ///     let r = c.lookup(&s, "What do Russians think about Putin?", near).unwrap();
+    ///     assert_eq!(r.is_hit(), check.is_none());
+    ///     if let Lookup::Miss(m) = r {
+    ///         let Some(Rejection::PairCheck(why)) = m.rejected_by() else { panic!() };
+    ///         assert_eq!(why.reasons[0].0, Feature::AddedWords);
+    ///         assert_eq!(c.stats().pair_check_rejections, 1);
+    ///     }
+    /// }
+    /// assert!(Cache::<u8>::builder(2).pair_check(Some(PairCheck::default())).build().is_err());
+    /// ```
+    pub fn pair_check(mut self, check: Option<PairCheck>) -> Self {
+        self.pair_check = check;
+        self
+    }
+
     /// Ask `verifier` about every semantic candidate whose similarity is at least the threshold
     /// and below `below`, after the guards pass it; candidates at `below` or above are served
     /// without asking. Put an expensive check (a cross-encoder, a small judge model) here so it
@@ -394,6 +428,11 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         if !valid_ef(self.ef_search) || !valid_ef(self.ef_construction) {
             return bad(EF_RANGE);
         }
+        if let Some(d) = self.pair_check.as_ref().and_then(PairCheck::dimension)
+            && d != self.dimension
+        {
+            return bad("the pair check's vector weights are for another dimension");
+        }
         if let Some(band) = &self.verify
             && !(band.below > -1.0 && band.below <= 1.0001)
         {
@@ -457,6 +496,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             clock: self.clock,
             auto: self.auto,
             guards: self.guards,
+            pair_check: self.pair_check,
             verify: self.verify,
             alias_hits: self.alias_hits,
             snapshot_schema: self.snapshot_schema,

@@ -164,6 +164,35 @@ impl Calibration {
         })
     }
 
+    /// Fit the [`PairCheck`](crate::PairCheck)'s probability threshold for `target_precision`:
+    /// `pairs` are `(similarity, check score, same meaning)`, and only the candidates the check
+    /// would see, those at or above `at_similarity` (the cache's threshold), take part. The
+    /// curve and [`threshold`](Self::threshold) are then over the check's score: serve a
+    /// candidate when its score is at least the threshold. Same rule and confidence as
+    /// [`fit`](Self::fit).
+    ///
+    /// ```
+    /// use paracache::Calibration;
+    /// let mut pairs = vec![(0.95, 0.2, false); 10];
+    /// pairs.extend([(0.95, 0.8, true); 40]);
+    /// pairs.push((0.5, 0.9, false)); // below the threshold: never a candidate
+    /// let c = Calibration::fit_check(&pairs, 0.9, 0.9).unwrap();
+    /// assert_eq!(c.threshold(), Some(0.8));
+    /// assert_eq!(c.chosen().unwrap().recall, 1.0);
+    /// ```
+    pub fn fit_check(
+        pairs: &[(f32, f32, bool)],
+        at_similarity: f32,
+        target_precision: f64,
+    ) -> Result<Self, CalibrationError> {
+        let scored: Vec<(f32, bool)> = pairs
+            .iter()
+            .filter(|(similarity, _, _)| *similarity >= at_similarity)
+            .map(|&(_, score, same)| (score, same))
+            .collect();
+        Self::fit(&scored, target_precision)
+    }
+
     /// Build `(similarity, same meaning)` pairs from a replay: for each step, its most similar
     /// earlier step, labelled by whether the two share a cluster. It stands for a cache that
     /// stored every earlier prompt; pass each distinct text once (repeats are the exact tier's).

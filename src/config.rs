@@ -2,7 +2,7 @@
 
 use crate::clock::Clock;
 use crate::persist::auto::AutoSnapshot;
-use crate::relevance::{Guards, VerifyBand};
+use crate::relevance::{Guards, PairCheck, VerifyBand};
 use crate::scope::Scope;
 use crate::vector::{IndexParams, SearchParams};
 use std::collections::HashMap;
@@ -44,6 +44,7 @@ pub(crate) struct Config<V> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) auto: AutoSnapshot<V>,
     pub(crate) guards: Guards,
+    pub(crate) pair_check: Option<PairCheck>,
     pub(crate) verify: Option<VerifyBand>,
     pub(crate) alias_hits: bool,
     /// The user's schema version for `V`, written into snapshots.

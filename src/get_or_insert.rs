@@ -57,6 +57,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 &pending.vector,
                 pending.threshold,
                 self.inner.config.guards,
+                self.inner.config.pair_check.as_ref(),
             ) {
                 Role::Leader(guard) => break guard,
                 Role::Follower(flight) => {
@@ -125,7 +126,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 similarity: 1.0,
             });
         }
-        self.semantic_search(p.scope, &p.text, &p.vector, p.threshold)
+        self.semantic_search(p.scope, &p.text, &p.vector, p.threshold, &mut None)
             .map(|(entry, similarity)| Hit {
                 entry,
                 source: Source::Semantic,

@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 use crate::key::Key;
-use crate::relevance::Guards;
+use crate::relevance::{Guards, PairCheck};
 use crate::scope::Scope;
 use crate::vector::distance::similarity;
 use event_listener::Event;
@@ -69,7 +69,12 @@ pub(crate) enum Role<'a> {
 
 impl InFlight {
     /// Follow a flight for `key`, or for a prompt in `scope` whose vector is at least `threshold`
-    /// similar and that `guards` let answer `prompt`; otherwise lead a new one.
+    /// similar and that `guards` and the pair `check` let answer `prompt`; otherwise lead a new
+    /// one.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the flight's identity, its vector and the relevance settings, each used once"
+    )]
     pub(crate) fn join(
         &self,
         key: Key,
@@ -78,6 +83,7 @@ impl InFlight {
         vector: &Arc<[f32]>,
         threshold: f32,
         guards: Guards,
+        check: Option<&PairCheck>,
     ) -> Role<'_> {
         let mut flights = self.flights.lock();
         if let Some(f) = flights.get(&key) {
@@ -92,6 +98,7 @@ impl InFlight {
             f.scope == *scope
                 && similarity(&f.vector, vector) >= threshold.max(f.threshold)
                 && guards.check(&f.prompt, prompt).is_ok()
+                && check.is_none_or(|c| c.check(&f.prompt, &f.vector, prompt, vector).is_ok())
         });
         if let Some(f) = paraphrase {
             return if led_here(f) {
@@ -225,15 +232,16 @@ mod tests {
     fn same_key_and_paraphrase_follow_other_scope_leads() {
         let set = InFlight::default();
         let s = Scope::named("s");
-        let Role::Leader(g) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
+        let Role::Leader(g) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all(), None)
+        else {
             panic!()
         };
         assert!(matches!(
-            set.join([1; 16], &s, "q", &v(0.0, 1.0), 0.9, Guards::all()),
+            set.join([1; 16], &s, "q", &v(0.0, 1.0), 0.9, Guards::all(), None),
             Role::Follower(_)
         ));
         assert!(matches!(
-            set.join([2; 16], &s, "q", &v(0.99, 0.05), 0.9, Guards::all()),
+            set.join([2; 16], &s, "q", &v(0.99, 0.05), 0.9, Guards::all(), None),
             Role::Follower(_)
         ));
         let Role::Leader(other) = set.join(
@@ -243,10 +251,12 @@ mod tests {
             &v(1.0, 0.0),
             0.9,
             Guards::all(),
+            None,
         ) else {
             panic!("another scope must never follow this scope's flight")
         };
-        let Role::Follower(f) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
+        let Role::Follower(f) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all(), None)
+        else {
             panic!()
         };
         g.finish(Outcome::Done);
@@ -266,16 +276,33 @@ mod tests {
             &v(1.0, 0.0),
             0.9,
             Guards::all(),
+            None,
         ) else {
             panic!()
         };
         let close = v(0.99, 0.05);
         assert!(matches!(
-            set.join([2; 16], &s, "after 20 years", &close, 0.9, Guards::all()),
+            set.join(
+                [2; 16],
+                &s,
+                "after 20 years",
+                &close,
+                0.9,
+                Guards::all(),
+                None
+            ),
             Role::Leader(_)
         ));
         assert!(matches!(
-            set.join([3; 16], &s, "after 20 years", &close, 0.9, Guards::none()),
+            set.join(
+                [3; 16],
+                &s,
+                "after 20 years",
+                &close,
+                0.9,
+                Guards::none(),
+                None
+            ),
             Role::Follower(_)
         ));
     }
@@ -284,10 +311,12 @@ mod tests {
     fn dropped_leader_abandons() {
         let set = InFlight::default();
         let s = Scope::global();
-        let Role::Leader(g) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
+        let Role::Leader(g) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all(), None)
+        else {
             panic!()
         };
-        let Role::Follower(f) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all()) else {
+        let Role::Follower(f) = set.join([1; 16], &s, "q", &v(1.0, 0.0), 0.9, Guards::all(), None)
+        else {
             panic!()
         };
         let waiter = std::thread::spawn(move || pollster::block_on(f.wait_async()));

@@ -116,7 +116,9 @@ pub use key::normalize;
 pub use outcome::{Hit, Lookup, Miss, Source};
 pub use persist::SnapshotReport;
 pub use persist::auto::MIN_SNAPSHOT_INTERVAL;
-pub use relevance::{Guard, Guards, Verifier};
+pub use relevance::{
+    CheckRejection, Feature, Guard, Guards, PairCheck, PairFeatures, Rejection, Verifier,
+};
 pub use scope::{Scope, ScopeBuilder};
 pub use stats::Stats;
 pub use tier::{ExactKey, ExactProbe, SecondTier};

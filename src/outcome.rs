@@ -2,6 +2,7 @@
 
 use crate::entry::Entry;
 use crate::key::Key;
+use crate::relevance::Rejection;
 use crate::scope::Scope;
 use std::fmt;
 use std::sync::Arc;
@@ -180,9 +181,31 @@ pub struct Miss {
     pub(crate) prompt: Box<str>,
     pub(crate) key: Key,
     pub(crate) vector: Arc<[f32]>,
+    /// Why the most similar candidate at or above the threshold was turned away, if one was.
+    pub(crate) rejected: Option<Rejection>,
 }
 
 impl Miss {
+    /// Why the most similar candidate at or above the threshold was turned away: a guard, the
+    /// pair check (with the features that weighed most) or the verifier. `None` when no
+    /// candidate reached the threshold.
+    ///
+    /// ```
+    /// use paracache::{Cache, Guard, Lookup, Rejection, Scope};
+    /// let cache: Cache<u8> = Cache::builder(2).build().unwrap();
+    /// let s = Scope::global();
+    /// cache.insert(&s, "How do I enable dark mode?", vec![1.0, 0.0], 1).unwrap();
+    /// let near = |_: &str| Ok::<_, std::io::Error>(vec![1.0, 0.05]);
+    /// let Lookup::Miss(m) = cache.lookup(&s, "How do I disable dark mode?", near).unwrap() else { panic!() };
+    /// assert_eq!(m.rejected_by(), Some(&Rejection::Guard(Guard::Negation)));
+    /// let far = |_: &str| Ok::<_, std::io::Error>(vec![0.0, 1.0]);
+    /// let Lookup::Miss(m) = cache.lookup(&s, "Something else", far).unwrap() else { panic!() };
+    /// assert_eq!(m.rejected_by(), None);
+    /// ```
+    pub fn rejected_by(&self) -> Option<&Rejection> {
+        self.rejected.as_ref()
+    }
+
     /// The embedding computed for the prompt, at unit length.
     ///
     /// ```
@@ -225,6 +248,7 @@ impl fmt::Debug for Miss {
         f.debug_struct("Miss")
             .field("prompt", &self.prompt)
             .field("scope", &self.scope)
+            .field("rejected_by", &self.rejected)
             .finish()
     }
 }

@@ -40,6 +40,9 @@ pub struct Stats {
     pub evicted_replaced: u64,
     /// Semantic candidates at or above the threshold that a [`Guard`](crate::Guard) turned away.
     pub guard_rejections: u64,
+    /// Semantic candidates that passed the guards and that the [`PairCheck`](crate::PairCheck)
+    /// turned away.
+    pub pair_check_rejections: u64,
     /// Calls made to the [`Verifier`](crate::Verifier).
     pub verifier_calls: u64,
     /// Candidates the verifier turned away.
@@ -71,6 +74,7 @@ pub(crate) struct Counters {
     pub(crate) exact_hits: AtomicU64,
     pub(crate) alias_hits: AtomicU64,
     pub(crate) guard_rejections: AtomicU64,
+    pub(crate) pair_check_rejections: AtomicU64,
     pub(crate) verifier_calls: AtomicU64,
     pub(crate) verifier_rejections: AtomicU64,
     pub(crate) semantic_hits: AtomicU64,
@@ -97,6 +101,7 @@ impl Counters {
             exact_hits: self.exact_hits.load(Relaxed),
             alias_hits: self.alias_hits.load(Relaxed),
             guard_rejections: self.guard_rejections.load(Relaxed),
+            pair_check_rejections: self.pair_check_rejections.load(Relaxed),
             verifier_calls: self.verifier_calls.load(Relaxed),
             verifier_rejections: self.verifier_rejections.load(Relaxed),
             semantic_hits: self.semantic_hits.load(Relaxed),

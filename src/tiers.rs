@@ -7,7 +7,7 @@ use crate::clock::nanos;
 use crate::entry::Entry;
 use crate::key::Key;
 use crate::outcome::{Hit, Lookup, Miss, Source};
-use crate::relevance::Analysis;
+use crate::relevance::{Analysis, PairFeatures, Rejection};
 use crate::scope::Scope;
 use crate::stats::Counters;
 use crate::vector::SearchParams;
@@ -93,7 +93,10 @@ impl<V: Send + Sync + 'static> Cache<V> {
         vector: Arc<[f32]>,
     ) -> Lookup<V> {
         let threshold = self.inner.config.threshold_for(scope);
-        if let Some((entry, similarity)) = self.semantic_search(scope, &text, &vector, threshold) {
+        let mut rejected = None;
+        if let Some((entry, similarity)) =
+            self.semantic_search(scope, &text, &vector, threshold, &mut rejected)
+        {
             Counters::bump(&self.inner.counters.semantic_hits);
             if let Some(aliases) = &self.inner.aliases {
                 let alias = Alias {
@@ -117,18 +120,21 @@ impl<V: Send + Sync + 'static> Cache<V> {
             prompt: text,
             key,
             vector,
+            rejected,
         })
     }
 
     /// Best servable entry at or above `threshold` that the guards and the verifier admit for
     /// `text`. Dead or turned-away candidates are skipped and, when they fill the whole window,
-    /// the window grows, so they never hide a live, admissible neighbour behind them.
+    /// the window grows, so they never hide a live, admissible neighbour behind them. The reason
+    /// the first (most similar) turned-away candidate was turned away is left in `rejected`.
     pub(crate) fn semantic_search(
         &self,
         scope: &Scope,
         text: &str,
         query: &[f32],
         threshold: f32,
+        rejected: &mut Option<Rejection>,
     ) -> Option<(Arc<Entry<V>>, f32)> {
         let partition = self.inner.partitions.get(scope)?;
         let segment = partition.segment();
@@ -161,8 +167,11 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 else {
                     continue;
                 };
-                if self.admits(text, &mut analysis, &entry.prompt, c.similarity) {
-                    return Some((entry, c.similarity));
+                match self.admits(text, query, &mut analysis, &entry, c.similarity) {
+                    Ok(()) => return Some((entry, c.similarity)),
+                    Err(why) => {
+                        rejected.get_or_insert(why);
+                    }
                 }
                 turned_away.push(c.seq);
                 if turned_away.len() >= MAX_TURNED_AWAY {
@@ -186,32 +195,44 @@ impl<V: Send + Sync + 'static> Cache<V> {
         }
     }
 
-    /// Whether the guards, then (in its band) the verifier, let `matched` answer `text`. The
-    /// query is analysed once per lookup, at its first candidate.
+    /// Whether the guards, then the pair check, then (in its band) the verifier, let `matched`
+    /// answer `text`; `Err` says which turned it away. The query is analysed once per lookup, at
+    /// its first candidate.
     fn admits(
         &self,
         text: &str,
+        query: &[f32],
         analysis: &mut Option<Analysis>,
-        matched: &str,
+        entry: &Entry<V>,
         similarity: f32,
-    ) -> bool {
+    ) -> Result<(), Rejection> {
+        let matched: &str = &entry.prompt;
         let config = &self.inner.config;
         let counters = &self.inner.counters;
-        if !config.guards.is_none() {
-            let query = analysis.get_or_insert_with(|| Analysis::of(text, config.guards));
-            let candidate = Analysis::of(matched, config.guards);
-            if config.guards.check_analysed(query, &candidate).is_err() {
+        let check = config.pair_check.as_ref();
+        if !config.guards.is_none() || check.is_some() {
+            let read = |p: &str| Analysis::read(p, config.guards, check.is_some());
+            let read_query = analysis.get_or_insert_with(|| read(text));
+            let candidate = read(matched);
+            if let Err(guard) = config.guards.check_analysed(read_query, &candidate) {
                 Counters::bump(&counters.guard_rejections);
-                return false;
+                return Err(Rejection::Guard(guard));
+            }
+            if let Some(check) = check {
+                let features = PairFeatures::of_analyses(read_query, &candidate, similarity);
+                if let Err(why) = check.check_features(&features, query, &entry.vector) {
+                    Counters::bump(&counters.pair_check_rejections);
+                    return Err(Rejection::PairCheck(why));
+                }
             }
         }
         if let Some(band) = config.verify.as_ref().filter(|b| b.covers(similarity)) {
             Counters::bump(&counters.verifier_calls);
             if !band.verifier.verify(text, matched, similarity) {
                 Counters::bump(&counters.verifier_rejections);
-                return false;
+                return Err(Rejection::Verifier);
             }
         }
-        true
+        Ok(())
     }
 }

@@ -24,7 +24,7 @@ answer the same queries, equally many, after the same warm-up.
   `--queries` novel prompts, as many paraphrases of stored ones, and as many exact repeats.
 
 The systems:
-- paracache's `replay` tool (guards and aliases off, so all do the same work), and the same with
+- paracache's `replay` tool (guards, pair check and aliases off, so all do the same work), and the same with
   `--brute-force`: its exact scan, the reference each system's hit/miss decisions are compared with;
 - the twenty lines of Python: a dict keyed by MD5 of the whitespace-normalized prompt (stored
   prompt compared on a hit) plus an hnswlib index (M=16, ef_construction=200, ef=64, inner product on
@@ -242,7 +242,7 @@ def paracache_replay(data, steps, prefill, extra):
     """The Rust replay tool on the same steps; its per-step lines and its summary."""
     with tempfile.TemporaryDirectory(prefix="paracache-peers-") as tmp:
         out = f"{tmp}/steps.jsonl"
-        cmd = REPLAY + ["--data", data, "--guards", "none", "--no-alias", "--steps", str(steps),
+        cmd = REPLAY + ["--data", data, "--guards", "none", "--pair-check", "none", "--no-alias", "--steps", str(steps),
                         "--prefill", str(prefill), "--out", out] + extra
         t = time.time()
         summary = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)

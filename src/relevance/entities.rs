@@ -61,7 +61,7 @@ fn fold(lower: &str) -> Cow<'_, str> {
 /// Whether two folded words are one name: equal, one a prefix of the other of at least four
 /// letters (`scot` / `scottish`, `india` / `indian`), or, both long, one typo apart (`hilary` /
 /// `hillary`, `mondy` / `monday`).
-fn same_name(a: &str, b: &str) -> bool {
+pub(super) fn same_name(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
@@ -183,9 +183,15 @@ impl Names {
     }
 
     fn has_name_missing_from(&self, other: &Names) -> bool {
+        self.missing_from(other) > 0
+    }
+
+    /// How many of this side's names the other side never mentions.
+    pub(crate) fn missing_from(&self, other: &Names) -> usize {
         self.names
             .iter()
-            .any(|n| !other.words.iter().any(|w| same_name(n, w)))
+            .filter(|n| !other.words.iter().any(|w| same_name(n, w)))
+            .count()
     }
 
     /// Whether the two sides name different things: each names something the other does not

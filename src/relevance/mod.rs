@@ -4,15 +4,19 @@
 mod entities;
 mod negation;
 mod numbers;
+mod pair_check;
+mod pair_check_weights;
 mod verifier;
 mod words;
 
+pub use pair_check::{CheckRejection, Feature, PairCheck, PairFeatures};
 pub use verifier::Verifier;
 pub(crate) use verifier::VerifyBand;
 
 use entities::Names;
 use negation::Polarity;
 use numbers::Quantities;
+use pair_check::Profile;
 use std::fmt;
 
 /// Which guard turned a semantic candidate away.
@@ -47,6 +51,35 @@ impl Guard {
 impl fmt::Display for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What turned a semantic candidate away: a guard, the [`PairCheck`] (with the features that
+/// weighed most) or the [`Verifier`]. A [`Miss`](crate::Miss) carries the reason for the most
+/// similar candidate it turned away ([`Miss::rejected_by`](crate::Miss::rejected_by)).
+///
+/// ```
+/// use paracache::{Guard, Rejection};
+/// assert_eq!(Rejection::Guard(Guard::Negation).to_string(), "guard negation");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A guard's rule.
+    Guard(Guard),
+    /// The learned pair check, with its score and the features that pulled it down.
+    PairCheck(CheckRejection),
+    /// The user's verifier.
+    Verifier,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Guard(g) => write!(f, "guard {g}"),
+            Rejection::PairCheck(r) => r.fmt(f),
+            Rejection::Verifier => f.write_str("verifier"),
+        }
     }
 }
 
@@ -210,17 +243,29 @@ impl Guards {
     }
 }
 
-/// One prompt read once for every enabled guard, so a query checked against several candidates
-/// is tokenised once.
+/// One prompt read once for every enabled guard (and, for the [`PairCheck`], for all three guards
+/// and its word and character sets), so a query checked against several candidates is read once.
 #[derive(Debug, Default)]
 pub(crate) struct Analysis {
-    quantities: Quantities,
-    polarity: Polarity,
-    names: Names,
+    pub(crate) quantities: Quantities,
+    pub(crate) polarity: Polarity,
+    pub(crate) names: Names,
+    pub(crate) profile: Option<Profile>,
 }
 
 impl Analysis {
     pub(crate) fn of(prompt: &str, guards: Guards) -> Analysis {
+        Self::read(prompt, guards, false)
+    }
+
+    /// Everything the pair check reads: all three guards' analyses and the profile.
+    pub(crate) fn for_check(prompt: &str) -> Analysis {
+        Self::read(prompt, Guards::all(), true)
+    }
+
+    /// [`for_check`](Self::for_check) when `check`, else [`of`](Self::of).
+    pub(crate) fn read(prompt: &str, guards: Guards, check: bool) -> Analysis {
+        let guards = if check { Guards::all() } else { guards };
         let w = words::words(prompt);
         Analysis {
             quantities: if guards.numbers {
@@ -238,6 +283,7 @@ impl Analysis {
             } else {
                 Names::default()
             },
+            profile: check.then(|| Profile::of(&w)),
         }
     }
 }

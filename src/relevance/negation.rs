@@ -161,6 +161,11 @@ impl Polarity {
         }
     }
 
+    /// Whether the prompt is negated ("not", "can't", "never"; not a question tag).
+    pub(crate) fn negated(&self) -> bool {
+        self.negated
+    }
+
     fn has(&self, stem: &str) -> bool {
         self.stems.contains(stem)
     }

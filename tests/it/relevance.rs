@@ -171,3 +171,72 @@ fn a_verifier_band_outside_its_range_is_refused() {
         assert!(built.is_err(), "band ending at {below} accepted");
     }
 }
+
+/// The default cache (all guards and the shipped pair check, on the dev split's real
+/// all-MiniLM-L6-v2 vectors) turns away every trap pair of the dev split that plain cosine serves
+/// at 0.90, and each miss says what turned it away. The shipped check was trained on the other
+/// split (dev-large), so this is out of sample for the check.
+#[test]
+#[ignore = "needs the dev data set: internal, not in the repository; put it at ../shared/data/dev or set $PARACACHE_DEV_DATA"]
+fn the_default_cache_turns_away_the_traps_plain_cosine_serves_and_says_why() {
+    use paracache::{Lookup, PairCheck, Rejection};
+    use paracache_tools::dev_pairs::DevPairs;
+    let dev = DevPairs::load(&support::dev_data()).unwrap();
+    let s = Scope::global();
+    let lookup = |c: &Cache<usize>, a: usize, b: usize| {
+        c.clear();
+        c.insert(&s, &dev.texts[&a], dev.row(a).to_vec(), a)
+            .unwrap();
+        let v = dev.row(b).to_vec();
+        c.lookup(&s, &dev.texts[&b], |_| Ok::<_, std::io::Error>(v))
+            .unwrap()
+    };
+    let build = |guards, check: Option<PairCheck>| -> Cache<usize> {
+        Cache::builder(384)
+            .threshold(0.9)
+            .guards(guards)
+            .pair_check(check)
+            .alias_hits(false)
+            .build()
+            .unwrap()
+    };
+    let plain = build(Guards::none(), None);
+    let default: Cache<usize> = Cache::builder(384).alias_hits(false).build().unwrap();
+    let check_only = build(Guards::none(), Some(PairCheck::default()));
+    let (mut traps, mut check_stopped) = (0, 0);
+    for p in dev
+        .pairs
+        .iter()
+        .filter(|p| !p.same && p.category.starts_with("fow:"))
+    {
+        if !lookup(&plain, p.a, p.b).is_hit() {
+            continue;
+        }
+        traps += 1;
+        let Lookup::Miss(miss) = lookup(&default, p.a, p.b) else {
+            panic!(
+                "{}: served {:?} for {:?}",
+                p.category, dev.texts[&p.a], dev.texts[&p.b]
+            );
+        };
+        let why = miss
+            .rejected_by()
+            .expect("a turned-away candidate has a reason");
+        assert!(
+            matches!(why, Rejection::Guard(_) | Rejection::PairCheck(_)),
+            "{why}"
+        );
+        if let Lookup::Miss(m) = lookup(&check_only, p.a, p.b) {
+            check_stopped += 1;
+            assert!(matches!(m.rejected_by(), Some(Rejection::PairCheck(_))));
+        }
+    }
+    assert!(traps >= 5, "only {traps} traps served by plain cosine");
+    // The check on its own (no guards) stops most of them too: it learned the guards' signals
+    // from pairs that hold no trap.
+    println!("{traps} traps served by plain cosine; the check alone stops {check_stopped}");
+    assert!(
+        check_stopped * 2 >= traps,
+        "the check alone stops only {check_stopped} of {traps}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod dev_pairs;
 pub mod embeddings;
 pub mod history;
 pub mod latency;
+pub mod pair_model;
 pub mod progress;
 pub mod stream;
 pub mod workload;

@@ -5,25 +5,28 @@
 //! `cargo run --release -p paracache-tools --bin replay -- --data ../shared/data/dev
 //!  [--threshold 0.9] [--capacity N] [--scopes K] [--brute-force] [--guards all|none|numbers,..]
 //!  [--no-alias] [--verify-below S] [--out steps.jsonl] [--sweep 0.80,0.85,0.90]
-//!  [--steps N] [--prefill K]`
+//!  [--pair-check shipped|none|FILE] [--settings none,numbers,negation,entities,all,check]
+//!  [--steps N] [--prefill K] [--inline-index]`
 //!
 //! Prints a JSON summary (stdout): counts and latency p50/p99 by result (and of the inserts that
 //! follow misses); with the stream's
 //! clusters, the scores of `reference-bruteforce.jsonl` (semantic_precision, paraphrase_served,
 //! new_served_wrong), where an alias hit counts as the semantic hit it repeats; and, only when
-//! `pairs.jsonl` exists, the precision of semantic hits whose (query, match) pair is labelled.
+//! `pairs.jsonl` exists, the precision of semantic hits whose (query, match) pair is labelled, and
+//! the label-0 pairs served by category (the trap categories among them).
 //! With `--sweep`, a markdown table instead. Progress goes to stderr.
 
 use clap::Parser;
-use paracache::{Cache, Guards, Lookup, Scope, Source};
+use paracache::{Cache, Guards, Lookup, PairCheck, Scope, Source};
 use paracache_tools::cli::List;
 use paracache_tools::dev_data::{DataArg, DevDir};
 use paracache_tools::embeddings::DIM;
 use paracache_tools::latency::{Latencies, percentile_ns, timed};
+use paracache_tools::pair_model;
 use paracache_tools::progress::{Progress, stage};
 use paracache_tools::stream::{self, Expect, Stream};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +57,19 @@ struct Args {
     /// the background (`CacheBuilder::background_rebuild(false)`).
     #[arg(long)]
     inline_index: bool,
+    /// The learned pair check: `shipped` (the crate's default), `none`, or a JSON model written by
+    /// `train_pair_check --json` (in a sweep, `{t}` in the name is replaced by the threshold, as
+    /// `0.90`, so each threshold can have its own calibrated check).
+    #[arg(long, default_value = "shipped", value_name = "shipped|none|FILE")]
+    pair_check: String,
+    /// The settings a sweep compares: none, numbers, negation, entities, all (guards without the
+    /// pair check), check (all guards and the pair check).
+    #[arg(
+        long,
+        default_value = "none,numbers,negation,entities,all,check",
+        value_name = "S,S.."
+    )]
+    settings: List<String>,
     /// No hit aliases, so every repeat of a rephrasing is searched again.
     #[arg(long)]
     no_alias: bool,
@@ -62,7 +78,8 @@ struct Args {
     /// what a judge there is worth.
     #[arg(long, value_name = "S")]
     verify_below: Option<f32>,
-    /// Write one JSON line per step (result, matched id, similarity, latency) to this file.
+    /// Write one JSON line per step (result, matched id, similarity, latency, and for a miss
+    /// what turned its best candidate away) to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replay only the first N steps of the stream (to measure at a smaller size).
@@ -82,8 +99,9 @@ struct Args {
 /// The stream and what scoring needs beside it, read once.
 struct Data {
     stream: Stream,
-    /// Labels of (query, match) pairs, both ways round, when the data has pairs.jsonl.
-    pairs: Option<HashMap<(usize, usize), u64>>,
+    /// Labels and categories of (query, match) pairs, both ways round, when the data has
+    /// pairs.jsonl.
+    pairs: Option<HashMap<(usize, usize), (u64, String)>>,
     cluster_of: Arc<HashMap<usize, u64>>,
     id_of: Arc<HashMap<String, usize>>,
 }
@@ -98,7 +116,11 @@ impl Data {
                     .filter_map(|p| {
                         let (a, b) = (p["a"].as_u64()? as usize, p["b"].as_u64()? as usize);
                         let l = p["label"].as_u64()?;
-                        Some([((a, b), l), ((b, a), l)])
+                        let cat = match p["cat"].as_str() {
+                            Some(cat) => format!("fow:{cat}"),
+                            None => p["src"].as_str().unwrap_or("?").to_string(),
+                        };
+                        Some([((a, b), (l, cat.clone())), ((b, a), (l, cat))])
                     })
                     .flatten()
                     .collect(),
@@ -131,6 +153,8 @@ struct Scores {
     new_total: usize,
     pair_correct: usize,
     pair_labelled: usize,
+    /// Label-0 pairs served, by category.
+    wrong_by_category: BTreeMap<String, usize>,
     latency: Latencies,
     stats: paracache::Stats,
 }
@@ -148,6 +172,7 @@ fn build(args: &Args, data: &Data) -> Result<Cache<usize>, String> {
         .max_entries(args.capacity)
         .threshold(args.threshold)
         .guards(args.guards)
+        .pair_check(check_for(args)?)
         .alias_hits(!args.no_alias)
         .background_rebuild(!args.inline_index);
     if args.brute_force {
@@ -162,6 +187,15 @@ fn build(args: &Args, data: &Data) -> Result<Cache<usize>, String> {
         builder = builder.verifier(below, judge);
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// The pair check of `--pair-check`, with `{t}` read as the threshold.
+fn check_for(args: &Args) -> Result<Option<PairCheck>, String> {
+    pair_model::parse_flag(
+        &args
+            .pair_check
+            .replace("{t}", &format!("{:.2}", args.threshold)),
+    )
 }
 
 fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
@@ -210,14 +244,17 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
         if semantic {
             s.sem_total += 1;
             s.sem_correct += usize::from(correct);
-            if let Some(&label) = data
+            if let Some((label, cat)) = data
                 .pairs
                 .as_ref()
                 .zip(matched)
                 .and_then(|(p, m)| p.get(&(id, m)))
             {
                 s.pair_labelled += 1;
-                s.pair_correct += usize::from(label == 1);
+                s.pair_correct += usize::from(*label == 1);
+                if *label == 0 {
+                    *s.wrong_by_category.entry(cat.clone()).or_default() += 1;
+                }
             }
         }
         match step.expect {
@@ -231,13 +268,17 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
             }
             _ => {}
         }
+        let rejected_by = match &r {
+            Lookup::Miss(m) => m.rejected_by().map(|why| why.to_string()),
+            _ => None,
+        };
         if let Lookup::Miss(miss) = r {
             let (inserted, ns) = timed(|| cache.insert_miss(miss, id));
             inserted.map_err(|e| format!("step {i}: {e}"))?;
             s.latency.record("insert", ns);
         }
         if let Some(w) = out.as_mut() {
-            let line = json!({"step": i, "text_id": id, "result": kind, "matched_id": matched, "similarity": similarity, "latency_ns": ns});
+            let line = json!({"step": i, "text_id": id, "result": kind, "matched_id": matched, "similarity": similarity, "latency_ns": ns, "rejected_by": rejected_by});
             writeln!(w, "{line}").map_err(|e| e.to_string())?;
         }
         progress.add(1);
@@ -321,6 +362,7 @@ fn run() -> Result<(), String> {
         "scopes": args.scopes,
         "brute_force": args.brute_force,
         "guards": format!("{:?}", args.guards),
+        "pair_check": check_for(&args)?.map(|c| c.threshold()),
         "alias": !args.no_alias,
         "results": by_result,
         "semantic_precision": ratio(s.sem_correct, s.sem_total),
@@ -330,49 +372,71 @@ fn run() -> Result<(), String> {
         "rebuilds": stats.rebuilds,
         "index_pending_at_end": stats.index_pending,
         "guard_rejections": stats.guard_rejections,
+        "pair_check_rejections": stats.pair_check_rejections,
         "verifier_calls": stats.verifier_calls,
         "verifier_rejections": stats.verifier_rejections,
     });
     if data.pairs.is_some() {
         summary["pair_labelled_semantic_hits"] = json!(s.pair_labelled);
         summary["pair_precision"] = ratio(s.pair_correct, s.pair_labelled);
+        summary["label0_served_by_category"] = json!(s.wrong_by_category);
     }
     println!("{summary}");
     Ok(())
 }
 
 fn sweep(args: &Args, data: &Data, thresholds: &[f32]) -> Result<(), String> {
-    let settings = [
-        ("none", Guards::none()),
-        ("numbers", Guards::none().numbers(true)),
-        ("negation", Guards::none().negation(true)),
-        ("entities", Guards::none().entities(true)),
-        ("all", Guards::all()),
-    ];
+    let setting = |name: &str| -> Result<(Guards, bool), String> {
+        Ok(match name {
+            "check" => (Guards::all(), true),
+            other => (other.parse::<Guards>()?, false),
+        })
+    };
     println!(
-        "| threshold | guards | semantic hits | precision | paraphrase served | new served wrong | guard rejections | embed calls |"
+        "| threshold | setting | semantic hits | precision | labelled-pair precision (hits) | paraphrase served | new served wrong | guard rejections | check rejections | label-0 pairs served | embed calls |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let pct = |v: Value| {
         v.as_f64()
             .map_or("-".into(), |x| format!("{:.1}%", 100.0 * x))
     };
     for &t in thresholds {
-        for (name, guards) in settings {
+        for name in &args.settings.0 {
+            let (guards, check) = setting(name)?;
             let run = Args {
                 threshold: t,
                 guards,
+                pair_check: if check {
+                    args.pair_check.clone()
+                } else {
+                    "none".into()
+                },
                 out: None,
                 ..args.clone()
             };
-            let s = replay(&run, data, &format!("sweep {t:.2} guards {name}"))?;
+            let s = replay(&run, data, &format!("sweep {t:.2} {name}"))?;
+            let wrong: Vec<String> = s
+                .wrong_by_category
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
             println!(
-                "| {t:.2} | {name} | {} | {} | {} | {} | {} | {} |",
+                "| {t:.2} | {name} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
                 s.sem_total,
                 pct(ratio(s.sem_correct, s.sem_total)),
+                ratio(s.pair_correct, s.pair_labelled)
+                    .as_f64()
+                    .map_or("-".into(), |x| format!("{:.2}%", 100.0 * x)),
+                s.pair_labelled,
                 pct(ratio(s.para_served, s.para_total)),
                 pct(ratio(s.new_wrong, s.new_total)),
                 s.stats.guard_rejections,
+                s.stats.pair_check_rejections,
+                if wrong.is_empty() {
+                    "0".into()
+                } else {
+                    wrong.join(", ")
+                },
                 s.stats.embed_calls,
             );
         }

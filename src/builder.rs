@@ -231,7 +231,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     ///
     /// In the background, an `insert` into a graph partition costs a slot append: the vector is
     /// found by an exact scan of the not-yet-indexed tail until an indexer thread links it into
-    /// the graph. An insert waits only when the graph has fallen 1,024 vectors behind, which
+    /// the graph. An insert waits only when the graph has fallen 256 vectors behind, which
     /// bounds the scan every lookup pays; a lookup never waits for the indexer.
     ///
     /// ```

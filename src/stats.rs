@@ -58,7 +58,7 @@ pub struct Stats {
     /// Vectors still in the index whose entry is gone (reclaimed by the next rebuild).
     pub index_dead: u64,
     /// Vectors in a graph partition that the background indexer has not linked into the graph
-    /// yet: lookups find them by exact scan meanwhile. Bounded near 1,024 per partition (an
+    /// yet: lookups find them by exact scan meanwhile. Bounded near 256 per partition (an
     /// insert waits beyond that); [`Cache::compact`](crate::Cache::compact) indexes them at once.
     pub index_pending: u64,
     /// Partition rebuilds completed (compactions and flat-to-graph promotions).

@@ -30,10 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// freeze (a copy of the links that changed) is paid once per this many inserts.
 pub(crate) const TAIL_LIMIT: usize = 128;
 
-/// Slots the graph may lag behind the book before inserts wait for the indexer. At ~60 ns per
-/// 384-d slot, a full backlog adds ~60 µs to a lookup's exact scan; below it, an insert costs
-/// a slot append whatever the graph's size.
-pub(crate) const BACKLOG_LIMIT: usize = 1024;
+/// Slots the graph may lag behind the book before inserts wait for the indexer. Every lookup
+/// scans the backlog exactly, at ~60 ns per 384-d slot: 256 keeps that near 15 µs (1,024 cost
+/// ~70 µs a lookup on the dev-large replay, where the indexer is always behind), while a burst
+/// of 256 inserts still costs each a slot append whatever the graph's size.
+pub(crate) const BACKLOG_LIMIT: usize = 256;
 
 /// Slots `compact` adds with all cores at once (rayon) when the backlog is at least this long.
 /// The background indexer always adds them one by one on its own thread: with all cores it

@@ -36,9 +36,10 @@ pub(crate) const TAIL_LIMIT: usize = 128;
 /// of 256 inserts still costs each a slot append whatever the graph's size.
 pub(crate) const BACKLOG_LIMIT: usize = 256;
 
-/// Slots `compact` adds with all cores at once (rayon) when the backlog is at least this long.
-/// The background indexer always adds them one by one on its own thread: with all cores it
-/// would take the CPU from the lookups it runs beside (measured: lookup p99 in ms on 2 cores).
+/// Most slots an indexer takes at once. `compact`, or the background indexer while inserts wait
+/// for it, adds a batch of at least half this with all cores (rayon); otherwise the background
+/// indexer adds slots one by one on its own thread: with all cores it would take the CPU from
+/// the lookups it runs beside (measured: lookup p99 in ms on 2 cores).
 const PARALLEL_BATCH: usize = 256;
 
 struct Slot {
@@ -79,6 +80,9 @@ pub(crate) struct Segment {
     indexing: AtomicBool,
     /// Wakes inserts held back by a full backlog.
     progress: Condvar,
+    /// Inserts waiting for the backlog: while any waits, nobody is served faster by leaving
+    /// cores idle, so the indexer uses all of them.
+    waiters: AtomicUsize,
     progress_lock: Mutex<()>,
     /// Index in a background thread (else on the inserting thread, for deterministic tests).
     background: bool,
@@ -156,6 +160,7 @@ impl Segment {
             indexer: Mutex::new(()),
             indexing: AtomicBool::new(false),
             progress: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             progress_lock: Mutex::new(()),
             background,
             abandoned: AtomicBool::new(false),
@@ -298,6 +303,12 @@ impl Segment {
     /// Block until the graph is less than [`BACKLOG_LIMIT`] slots behind (or the segment is
     /// abandoned), starting an indexer if none runs. Call with no lock held.
     pub(crate) fn wait_for_backlog(self: &Arc<Self>) {
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        self.wait_until_caught_up();
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn wait_until_caught_up(self: &Arc<Self>) {
         loop {
             if self.abandoned.load(Ordering::Acquire) || self.backlog() <= BACKLOG_LIMIT {
                 return;
@@ -361,7 +372,8 @@ impl Segment {
             }
             // A failed graph insert leaves the vector reachable only through the exact tier until
             // the next rebuild; it is never served wrongly.
-            if parallel && batch.len() >= PARALLEL_BATCH {
+            let parallel = parallel || self.waiters.load(Ordering::Acquire) > 0;
+            if parallel && batch.len() >= PARALLEL_BATCH / 2 {
                 let items: Vec<(&[f32], usize)> =
                     batch.iter().map(|(slot, v)| (&**v, *slot)).collect();
                 let _ = graph.insert_batch(&items, &|| self.abandoned.load(Ordering::Acquire));

@@ -276,7 +276,16 @@ def replay_peers(args):
         # Interleaved, so that load on the machine falls on every system alike.
         wall, summary, rows = paracache_replay(args.data, len(steps), len(prefill), [])
         systems.setdefault("paracache", []).append((wall, rows))
-        wall, _, rows = paracache_replay(args.data, len(steps), len(prefill), ["--brute-force"])
+        ref = args.reference_cache
+        if ref and os.path.exists(ref):
+            # An exact scan's decisions depend only on the data: a saved run of the same steps.
+            with open(ref) as f:
+                wall, rows = json.load(f)
+        else:
+            wall, _, rows = paracache_replay(args.data, len(steps), len(prefill), ["--brute-force"])
+            if ref:
+                with open(ref, "w") as f:
+                    json.dump([wall, rows], f)
         systems.setdefault("paracache --brute-force (exact scan)", []).append((wall, rows))
         pre, wall, rows, inserts = python_replay(texts, emb, steps, prefill)
         systems.setdefault("Python dict(MD5) + hnswlib", []).append((wall, rows))
@@ -346,6 +355,8 @@ def main():
     ap.add_argument("--steps", type=int, default=None, help="with --data: replay only the first N steps")
     ap.add_argument("--prefill", type=int, default=0, help="with --data: first insert K texts no step uses")
     ap.add_argument("--rounds", type=int, default=1, help="with --data: interleaved rounds")
+    ap.add_argument("--reference-cache", help="with --data: reuse (or save) the exact scan's run in this file, "
+                    "for the same data, steps and prefill")
     args = ap.parse_args()
     if args.data:
         return replay_peers(args)

@@ -278,16 +278,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         C: FnOnce() -> std::result::Result<V, E2>,
         E2: Into<BoxError>,
     {
-        // The async path with a future that is ready at once: the compute runs on this thread
-        // and waiting for another caller's flight parks this thread.
-        // `compute` runs when the future is polled, inside the flight it leads (so a compute
-        // that calls back in for the same prompt is recognised as re-entrant).
-        pollster::block_on(self.get_or_insert_with_async(
-            scope,
-            prompt,
-            embed,
-            move || async move { compute() },
-        ))
+        self.get_or_insert_with_through(scope, prompt, embed, &NoSecondTier, compute)
     }
 
     /// [`get_or_insert_with`](Self::get_or_insert_with) for async code: `compute` returns a future
@@ -320,7 +311,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         Fut: Future<Output = std::result::Result<V, E2>>,
         E2: Into<BoxError>,
     {
-        self.compute_once(scope, prompt, embed, &NoSecondTier, compute)
+        self.get_or_insert_with_async_through(scope, prompt, embed, &NoSecondTier, compute)
             .await
     }
 
@@ -355,6 +346,10 @@ impl<V: Send + Sync + 'static> Cache<V> {
         C: FnOnce() -> std::result::Result<V, E2>,
         E2: Into<BoxError>,
     {
+        // The async path with a future that is ready at once: the compute runs on this thread
+        // and waiting for another caller's flight parks this thread. `compute` runs when the
+        // future is polled, inside the flight it leads (so a compute that calls back in for the
+        // same prompt is recognised as re-entrant).
         pollster::block_on(
             self.compute_once(scope, prompt, embed, tier, move || async move { compute() }),
         )

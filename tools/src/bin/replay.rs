@@ -157,6 +157,9 @@ struct Scores {
     wrong_by_category: BTreeMap<String, usize>,
     latency: Latencies,
     stats: paracache::Stats,
+    /// Steps replayed (`--steps`) and texts prefilled before them (`--prefill`).
+    steps: usize,
+    prefilled: usize,
 }
 
 fn ratio(a: usize, b: usize) -> Value {
@@ -213,9 +216,12 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
         .steps
         .unwrap_or(usize::MAX)
         .min(data.stream.steps.len())];
-    prefill(args, data, &cache, &scopes)?;
+    let mut s = Scores {
+        steps: steps.len(),
+        prefilled: prefill(args, data, &cache, &scopes)?,
+        ..Scores::default()
+    };
     let progress = Progress::new(format!("{label}: steps"), steps.len());
-    let mut s = Scores::default();
     for (i, step) in steps.iter().enumerate() {
         let id = step.text_id;
         let vector = data.stream.vector(id).to_vec();
@@ -304,11 +310,18 @@ fn prefill_ids(data: &Data, k: usize) -> Vec<usize> {
     ids
 }
 
-fn prefill(args: &Args, data: &Data, cache: &Cache<usize>, scopes: &[Scope]) -> Result<(), String> {
+/// Insert the `--prefill` texts and settle the index; how many were inserted.
+fn prefill(
+    args: &Args,
+    data: &Data,
+    cache: &Cache<usize>,
+    scopes: &[Scope],
+) -> Result<usize, String> {
     let ids = prefill_ids(data, args.prefill);
     if ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let count = ids.len();
     let progress = Progress::new("prefill: texts", ids.len());
     for id in ids {
         let scope = &scopes[(id as u64 % args.scopes) as usize];
@@ -325,7 +338,7 @@ fn prefill(args: &Args, data: &Data, cache: &Cache<usize>, scopes: &[Scope]) -> 
     progress.finish();
     // Warm-up ends when the graph is built, as the peers' bulk imports end with theirs.
     cache.compact();
-    Ok(())
+    Ok(count)
 }
 
 fn main() {
@@ -355,8 +368,8 @@ fn run() -> Result<(), String> {
     }
     let stats = &s.stats;
     let mut summary = json!({
-        "steps": args.steps.unwrap_or(usize::MAX).min(data.stream.steps.len()),
-        "prefilled": prefill_ids(&data, args.prefill).len(),
+        "steps": s.steps,
+        "prefilled": s.prefilled,
         "entries_at_end": s.stats.entries,
         "threshold": args.threshold,
         "scopes": args.scopes,

@@ -67,13 +67,16 @@
 //!
 //! | feature / crate | what it adds |
 //! | --- | --- |
-//! | `bert` | [`BertEmbedder`](https://docs.rs/paracache/latest/paracache/struct.BertEmbedder.html): all-MiniLM-L6-v2-style models on the CPU in pure Rust (candle), loaded from a directory |
+//! | `bert` | [`BertEmbedder`](https://docs.rs/paracache/latest/paracache/struct.BertEmbedder.html): all-MiniLM-L6-v2-style models on the CPU in pure Rust (its own BERT forward pass over the `gemm` crate), loaded from a directory |
 //! | `paracache-redis` | `SharedCache`: replicas share one cache through Redis, built on [`SecondTier`] |
 //! | `paracache-gateway` | an OpenAI-compatible caching proxy |
 //!
 //! MSRV: Rust 1.88 (edition 2024); the README says how that was determined.
 
-#![forbid(unsafe_code)]
+// No unsafe code, but for the one call into gemm's raw-pointer matrix product under the `bert`
+// feature (src/embed/bert/matmul.rs, with its SAFETY argument).
+#![cfg_attr(not(feature = "bert"), forbid(unsafe_code))]
+#![cfg_attr(feature = "bert", deny(unsafe_code))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alias;
@@ -110,7 +113,7 @@ pub use config::Capacity;
 #[cfg(feature = "bert")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bert")))]
 pub use embed::BertEmbedder;
-pub use embed::{EmbedFn, Embedder, HashEmbedder};
+pub use embed::{BatchCounts, EmbedFn, Embedder, HashEmbedder, MicroBatcher};
 pub use error::{BoxError, Error, Result};
 pub use key::normalize;
 pub use outcome::{Hit, Lookup, Miss, Source};

@@ -4,10 +4,12 @@
 #[cfg(feature = "bert")]
 mod bert;
 mod hash;
+mod micro_batch;
 
 #[cfg(feature = "bert")]
 pub use bert::BertEmbedder;
 pub use hash::HashEmbedder;
+pub use micro_batch::{BatchCounts, MicroBatcher};
 
 use crate::error::BoxError;
 

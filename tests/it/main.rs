@@ -25,6 +25,8 @@ mod aliases;
 mod bad_input;
 #[cfg(feature = "bert")]
 mod bert_embedder;
+#[cfg(feature = "bert")]
+mod bert_model_files;
 mod calibration;
 mod concurrency;
 mod fuzz_corpus;

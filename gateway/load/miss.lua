@@ -1,6 +1,7 @@
 -- A new prompt of random tokens on every request: misses, each one an upstream call. Each wrk
--- thread seeds its own generator (setup hands out the seeds), so no two requests repeat.
-next_seed = 1000
+-- thread seeds its own generator (setup hands out the seeds), so no two requests repeat. Runs that
+-- must not repeat an earlier run's prompts start from another seed: SEED_BASE in the environment.
+next_seed = tonumber(os.getenv("SEED_BASE") or "1000")
 setup = function(thread)
   thread:set("seed", next_seed)
   next_seed = next_seed + 1

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 /// [`max_batch`](Self::max_batch) texts) in one batch and hands each caller its vector. After a
 /// batch of several texts, the next batch's leader waits at most [`max_wait`](Self::max_wait)
 /// for the callers of that batch to come back (steady concurrent misses do, within microseconds). An error
-/// from the wrapped embedder reaches every caller of that batch. [`BertEmbedder`](crate::BertEmbedder)
+/// from the wrapped embedder reaches every caller of that batch. `BertEmbedder` (feature `bert`)
 /// batches this way on its own; wrap your own model in it when its batched calls are cheaper per
 /// text than its single ones (a local model, a batching HTTP endpoint).
 ///

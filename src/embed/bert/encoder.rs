@@ -9,6 +9,7 @@ use super::math::{layer_norm, softmax_rows};
 use super::matmul::{Rhs, View, ViewMut, product};
 use super::weights::{Config, Weights};
 use crate::error::BoxError;
+use parking_lot::Mutex;
 use rayon::prelude::*;
 
 /// One tokenized text.
@@ -21,6 +22,31 @@ pub(super) struct Tokens<'a> {
 pub(super) struct Encoder {
     config: Config,
     weights: Weights,
+    /// The last pass's work buffers, kept for the next one if they are small (a single prompt's
+    /// are ~300 KB), so that a pass at batch 1 allocates and faults in no fresh memory.
+    spare: Mutex<Option<Buffers>>,
+}
+
+/// A pass's intermediate matrices, each `[tokens, width]`.
+#[derive(Default)]
+struct Buffers {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    inter: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
+impl Buffers {
+    /// Kept between passes only below this many values (16 MB): a long batch's buffers go back
+    /// to the allocator.
+    const KEEP_UP_TO: usize = 4 << 20;
+
+    fn capacity(&self) -> usize {
+        self.qkv.capacity()
+            + self.context.capacity()
+            + self.inter.capacity()
+            + self.scratch.capacity()
+    }
 }
 
 fn view(data: &[f32], rows: usize, cols: usize) -> View<'_> {
@@ -34,7 +60,11 @@ fn view(data: &[f32], rows: usize, cols: usize) -> View<'_> {
 
 impl Encoder {
     pub(super) fn new(config: Config, weights: Weights) -> Self {
-        Encoder { config, weights }
+        Encoder {
+            config,
+            weights,
+            spare: Mutex::new(None),
+        }
     }
 
     pub(super) fn hidden_size(&self) -> usize {
@@ -81,29 +111,38 @@ impl Encoder {
         let h = c.hidden_size;
         let tokens: usize = texts.iter().map(|t| t.ids.len()).sum();
         let mut hidden = self.embeddings(texts, tokens);
-        let mut qkv = vec![0.0; tokens * 3 * h];
-        let mut context = vec![0.0; tokens * h];
-        let mut inter = vec![0.0; tokens * c.intermediate_size];
-        let mut scratch = Vec::new();
+        let mut buffers = self.spare.lock().take().unwrap_or_default();
+        let Buffers {
+            qkv,
+            context,
+            inter,
+            scratch,
+        } = &mut buffers;
+        // Every value is written before it is read (each product sets or the attention writes
+        // its whole output), so a reused buffer's old values never leak into this pass.
+        qkv.resize(tokens * 3 * h, 0.0);
+        context.resize(tokens * h, 0.0);
+        inter.resize(tokens * c.intermediate_size, 0.0);
         let eps = c.layer_norm_eps as f32;
         for layer in &self.weights.layers {
-            layer
-                .qkv
-                .apply(&mut qkv, &hidden, tokens, Output::Set, &mut scratch);
-            self.attention(texts, &qkv, &mut context);
+            layer.qkv.apply(qkv, &hidden, tokens, Output::Set, scratch);
+            self.attention(texts, qkv, context);
             // Each block adds its result to its input (the residual), then normalises.
             let (norm, ffn_norm) = (&layer.attention_norm, &layer.output_norm);
             layer
                 .attention_out
-                .apply(&mut hidden, &context, tokens, Output::AddTo, &mut scratch);
+                .apply(&mut hidden, context, tokens, Output::AddTo, scratch);
             layer_norm(&mut hidden, &norm.gamma, &norm.beta, eps);
             layer
                 .intermediate
-                .apply(&mut inter, &hidden, tokens, Output::Gelu, &mut scratch);
+                .apply(inter, &hidden, tokens, Output::Gelu, scratch);
             layer
                 .output
-                .apply(&mut hidden, &inter, tokens, Output::AddTo, &mut scratch);
+                .apply(&mut hidden, inter, tokens, Output::AddTo, scratch);
             layer_norm(&mut hidden, &ffn_norm.gamma, &ffn_norm.beta, eps);
+        }
+        if buffers.capacity() <= Buffers::KEEP_UP_TO {
+            *self.spare.lock() = Some(buffers);
         }
         Self::mean_pool(texts, &hidden, h)
     }

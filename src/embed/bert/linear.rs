@@ -58,7 +58,8 @@ impl Linear {
         scratch: &mut Vec<f32>,
     ) {
         let (k, n) = (self.inputs, self.outputs);
-        scratch.clear();
+        // Every value is overwritten by its panel's product: no need to zero what is reused.
+        scratch.truncate(rows * n);
         scratch.resize(rows * n, 0.0);
         let x = View {
             data: x,

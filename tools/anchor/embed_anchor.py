@@ -5,11 +5,10 @@ paracache. `embed_bench --anchor-python target/venv-anchor/bin/python` runs it i
 
 Not run by CI (PyPI's torch is ~540 MB plus its dependencies). Once, from the repository root:
 
-    bash .ci/fetch-model
-    python3 -m venv target/venv-anchor
-    target/venv-anchor/bin/pip install torch==2.15.0 transformers==5.24.0 onnx==1.23.2 \
-        onnxscript==0.7.2 onnxruntime==1.32.0 tokenizers==0.23.3 numpy
-    target/venv-anchor/bin/python tools/anchor/embed_anchor.py --export
+    bash .ci/fetch-model && bash tools/anchor/setup.sh
+
+(setup.sh makes target/venv-anchor with pinned torch, transformers, onnx, onnxscript,
+onnxruntime and tokenizers, then runs this script with --export.)
 
 `--export` writes model.onnx beside model.safetensors (torch.onnx.export of transformers'
 BertModel through the dynamo exporter, dynamic batch and sequence axes; the TorchScript exporter

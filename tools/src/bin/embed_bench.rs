@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! bash .ci/fetch-model
+//! bash tools/anchor/setup.sh        # once, for the anchor (PyPI's torch, onnxruntime)
 //! cargo run --release -p paracache-tools --features bert --bin embed_bench -- \
 //!     [--anchor-python target/venv-anchor/bin/python] [--seconds 10]
 //! ```
 //!
 //! The anchor is tools/anchor/embed_anchor.py (onnxruntime from PyPI on an f32 ONNX export of the
-//! same weights; its docstring says how to make its venv and the export). With it, the run also
+//! same weights; tools/anchor/setup.sh makes its venv and the export). With it, the run also
 //! checks that both engines return the same vectors (cosine ≥ 0.9999) for the 32 prompts, which
 //! the anchor embeds as one padded batch.
 

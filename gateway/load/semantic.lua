@@ -7,24 +7,9 @@ package.path = package.path .. ";gateway/load/?.lua"
 local p = require("prompts")
 local list = p.prompts()
 local marks = { "!", "#", "$", "%", "&", "*", "+", ",", "-", ".", "/", ":", ";", "<", "=", ">" }
-next_thread = 0
-setup = function(thread)
-  thread:set("id", next_thread)
-  next_thread = next_thread + 1
-end
+setup = p.numbered_threads(0)
 local n = 0
-local function suffix(k)
-  local s = ""
-  repeat
-    s = s .. marks[k % 16 + 1]
-    k = math.floor(k / 16)
-  until k == 0
-  return s
-end
 request = function()
   n = n + 1
-  local text = list[n % #list + 1] .. suffix(id) .. "@" .. suffix(n)
-  return wrk.format("POST", "/v1/chat/completions",
-    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer load-test"},
-    p.body(text))
+  return p.post(list[n % #list + 1] .. p.suffix(id, marks) .. "@" .. p.suffix(n, marks))
 end

@@ -120,16 +120,22 @@ fn load_err(config_json: &str, tokenizer_json: &str, weights: &[u8]) -> String {
     BertEmbedder::from_dir(dir.path()).unwrap_err().to_string()
 }
 
-#[test]
-fn a_tiny_model_loads_and_gives_unit_vectors_alone_and_in_batches() {
+/// The tiny model with a tokenizer over `words`, loaded (the directory lives as long as the result).
+fn tiny(words: &[&str]) -> (tempfile::TempDir, BertEmbedder) {
     let dir = tempfile::tempdir().unwrap();
     write_model(
         dir.path(),
         &config("gelu"),
-        &tokenizer(&WORDS),
+        &tokenizer(words),
         &safetensors(&tensors(), "F32"),
     );
     let e = BertEmbedder::from_dir(dir.path()).unwrap();
+    (dir, e)
+}
+
+#[test]
+fn a_tiny_model_loads_and_gives_unit_vectors_alone_and_in_batches() {
+    let (_dir, e) = tiny(&WORDS);
     assert_eq!(e.dimension(), HIDDEN);
     let texts = ["hello world", "cache", "", "unknown words everywhere hello"];
     let batch = e.embed_batch(&texts).unwrap();
@@ -210,14 +216,7 @@ fn truncated_or_garbage_weights_are_an_error() {
 fn a_tokenizer_with_more_words_than_the_model_is_an_error_at_embed_not_a_panic() {
     let mut words = WORDS.to_vec();
     words.push("extra");
-    let dir = tempfile::tempdir().unwrap();
-    write_model(
-        dir.path(),
-        &config("gelu"),
-        &tokenizer(&words),
-        &safetensors(&tensors(), "F32"),
-    );
-    let e = BertEmbedder::from_dir(dir.path()).unwrap();
+    let (_dir, e) = tiny(&words);
     let err = e.embed("hello extra").unwrap_err().to_string();
     assert!(err.contains("vocabulary"), "{err}");
     assert!(
@@ -228,14 +227,7 @@ fn a_tokenizer_with_more_words_than_the_model_is_an_error_at_embed_not_a_panic()
 
 #[test]
 fn max_tokens_is_checked_against_the_position_table() {
-    let dir = tempfile::tempdir().unwrap();
-    write_model(
-        dir.path(),
-        &config("gelu"),
-        &tokenizer(&WORDS),
-        &safetensors(&tensors(), "F32"),
-    );
-    let e = BertEmbedder::from_dir(dir.path()).unwrap();
+    let (dir, e) = tiny(&WORDS);
     assert!(
         e.model_id()
             .starts_with(&format!("bert-mean-l2-{POSITIONS}-")),

@@ -19,6 +19,7 @@ use paracache::{BertEmbedder, Embedder};
 use paracache_tools::latency::{percentile_us, timed};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -45,42 +46,13 @@ struct Args {
     threads: usize,
 }
 
-/// 32 chat prompts of 10 to 14 words (about 12, the "one prompt"), of the kinds a gateway
-/// sees; written for this tool, not taken from the dev data.
-const PROMPTS: [&str; 32] = [
-    "How do I reset my password if I no longer have my phone?",
-    "What is the difference between a Roth IRA and a traditional IRA?",
-    "Can you explain how photosynthesis works in simple terms for a child?",
-    "Write a short email asking my manager for a day off next week.",
-    "What are the main causes of inflation in a growing economy today?",
-    "How long should I boil an egg to get a soft yolk?",
-    "Summarize the plot of Pride and Prejudice in three short sentences.",
-    "Which programming language should I learn first for backend web development?",
-    "Why does my sourdough bread come out dense and flat every time?",
-    "Translate 'where is the nearest train station' into Spanish and French, please.",
-    "What are good exercises to strengthen my lower back after an injury?",
-    "How do I convert a string to an integer in Rust safely?",
-    "Give me three ideas for a birthday party for a ten year old.",
-    "What is the capital of Australia and why is it not Sydney?",
-    "Explain the difference between TCP and UDP with a simple everyday example.",
-    "How can I improve my credit score quickly before applying for a mortgage?",
-    "What should I pack for a one week hiking trip in the Alps?",
-    "Is it safe to eat raw cookie dough made with pasteurized eggs?",
-    "How do vaccines train the immune system to recognise a new virus?",
-    "Suggest a vegetarian dinner recipe that takes less than thirty minutes.",
-    "What are the symptoms of burnout and how can I recover from it?",
-    "How do I undo the last commit in git without losing my changes?",
-    "Why is the sky blue during the day but red at sunset?",
-    "What is the best way to learn a new language as an adult?",
-    "Compare electric cars and hybrid cars for a daily commute of forty miles.",
-    "How many hours of sleep does a teenager need each night to stay healthy?",
-    "Explain what a neural network is to someone with no math background.",
-    "What documents do I need to renew my passport in the United States?",
-    "How do I politely decline a job offer after accepting a verbal offer?",
-    "What are the pros and cons of working from home full time?",
-    "How do I remove a red wine stain from a white cotton shirt?",
-    "Recommend five science fiction novels for someone who loved The Martian.",
-];
+/// 32 chat prompts of 11 to 14 words (about 12, the "one prompt"), of the kinds a
+/// gateway sees; written for the tools, not taken from the dev data. The gateway's load test
+/// with the model (gateway/load/model.sh) asks the same ones.
+const PROMPTS_FILE: &str = include_str!("../../../gateway/load/chat_prompts.txt");
+
+static PROMPTS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| PROMPTS_FILE.lines().filter(|l| !l.is_empty()).collect());
 
 /// One engine's samples, pooled over the rounds.
 #[derive(Default)]

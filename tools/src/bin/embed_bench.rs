@@ -117,11 +117,11 @@ fn ours(e: &BertEmbedder, seconds: f64, into: &mut Samples) {
     into.add(single, per_s);
 }
 
-/// `threads` callers each embedding prompts one at a time, as concurrent cache misses do.
-fn concurrent(e: &BertEmbedder, threads: usize, seconds: f64) -> (f64, f64, f64, f64) {
-    let before = e.batch_counts();
+/// `threads` callers each embedding prompts one at a time, as concurrent cache misses do: their
+/// texts per second and every call's latency.
+fn concurrent(e: &BertEmbedder, threads: usize, seconds: f64) -> (f64, Vec<u64>) {
     let start = Instant::now();
-    let mut all: Vec<u64> = std::thread::scope(|s| {
+    let all: Vec<u64> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
@@ -142,17 +142,7 @@ fn concurrent(e: &BertEmbedder, threads: usize, seconds: f64) -> (f64, f64, f64,
             .flat_map(|w| w.join().expect("worker"))
             .collect()
     });
-    let elapsed = start.elapsed().as_secs_f64();
-    let after = e.batch_counts();
-    all.sort_unstable();
-    let mean_batch =
-        (after.texts - before.texts) as f64 / (after.batches - before.batches).max(1) as f64;
-    (
-        all.len() as f64 / elapsed,
-        percentile_us(&all, 0.5),
-        percentile_us(&all, 0.99),
-        mean_batch,
-    )
+    (all.len() as f64 / start.elapsed().as_secs_f64(), all)
 }
 
 fn anchor(
@@ -258,7 +248,36 @@ fn main() {
     }
     let mine = mine.figures();
     let theirs = theirs.map(|t| t.map(|engine| (engine, anchor_samples.figures())));
-    let (conc_per_s, conc_p50, conc_p99, mean_batch) = concurrent(&e, args.threads, args.seconds);
+    // The concurrent callers against the batched figure they are held to (embed_batch of as
+    // many texts as there are callers, back to back, on one thread), in alternating rounds too.
+    let batch: Vec<&str> = (0..args.threads)
+        .map(|i| PROMPTS[i % PROMPTS.len()])
+        .collect();
+    let (mut conc_rates, mut batched_rates, mut conc_calls) = (Vec::new(), Vec::new(), Vec::new());
+    let mut batches = (0u64, 0u64);
+    for _ in 0..rounds {
+        let before = e.batch_counts();
+        let (rate, calls) = concurrent(&e, args.threads, slice);
+        let after = e.batch_counts();
+        batches.0 += after.batches - before.batches;
+        batches.1 += after.texts - before.texts;
+        conc_rates.push(rate);
+        conc_calls.extend(calls);
+        let (mut n, start) = (0usize, Instant::now());
+        while start.elapsed().as_secs_f64() < slice || n < 3 {
+            e.embed_batch(&batch).expect("embed_batch");
+            n += 1;
+        }
+        batched_rates.push((n * batch.len()) as f64 / start.elapsed().as_secs_f64());
+    }
+    conc_calls.sort_unstable();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (conc_per_s, batched) = (mean(&conc_rates), mean(&batched_rates));
+    let (conc_p50, conc_p99) = (
+        percentile_us(&conc_calls, 0.5),
+        percentile_us(&conc_calls, 0.99),
+    );
+    let mean_batch = batches.1 as f64 / batches.0.max(1) as f64;
     println!();
     println!(
         "{:<34} {:>8} {:>10} {:>10} {:>10} {:>14}",
@@ -289,17 +308,6 @@ fn main() {
         Some(Err(err)) => println!("anchor failed: {err}"),
         None => println!("(no anchor: pass --anchor-python, see tools/anchor/embed_anchor.py)"),
     }
-    // The batched figure the concurrent callers are held to: embed_batch of as many texts as
-    // there are callers, back to back, on one thread.
-    let batch: Vec<&str> = (0..args.threads)
-        .map(|i| PROMPTS[i % PROMPTS.len()])
-        .collect();
-    let (mut rounds, start) = (0usize, Instant::now());
-    while start.elapsed().as_secs_f64() < args.seconds / 2.0 || rounds < 3 {
-        e.embed_batch(&batch).expect("embed_batch");
-        rounds += 1;
-    }
-    let batched = (rounds * batch.len()) as f64 / start.elapsed().as_secs_f64();
     println!(
         "\n{} concurrent embed() callers: {conc_per_s:.0} texts/s ({:.0}% of embed_batch of {} texts at {batched:.0} texts/s), \
          per call p50 {:.2} ms p99 {:.2} ms, mean batch {mean_batch:.1}",

@@ -189,52 +189,94 @@ impl Encoder {
             work.push((n, rows, out));
             (qkv, context) = (rest, rest_out);
         }
-        let attend = |(n, rows, out): (usize, &[f32], &mut [f32])| self.attend(n, rows, out);
-        if texts.len() > 1 {
-            work.into_par_iter().for_each(attend);
-        } else {
-            work.into_iter().for_each(attend);
+        match work.pop() {
+            // One text (a lone prompt): its heads are the independent tasks.
+            Some((n, rows, out)) if work.is_empty() => self.attend_heads_in_parallel(n, rows, out),
+            last => {
+                work.extend(last);
+                work.into_par_iter()
+                    .for_each(|(n, rows, out)| self.attend(n, rows, out));
+            }
         }
     }
 
     /// One text's attention, head by head: reads the heads' columns of its `qkv` rows in place and
     /// writes each head's columns of its `context` rows.
     fn attend(&self, n: usize, rows: &[f32], context: &mut [f32]) {
-        let h = self.config.hidden_size;
-        let heads = self.config.num_attention_heads;
-        let d = h / heads;
-        let scale = 1.0 / (d as f32).sqrt();
+        let (h, d) = (self.config.hidden_size, self.head_size());
         let mut scores = vec![0.0; n * n];
-        for head in 0..heads {
-            let at = |part: usize| View {
-                data: &rows[part * h + head * d..],
-                rows: n,
-                cols: d,
-                row_stride: 3 * h,
-            };
-            let (q, k, v) = (at(0), at(1), at(2));
-            product(
-                ViewMut {
-                    data: &mut scores,
-                    rows: n,
-                    cols: n,
-                    row_stride: n,
-                },
-                q,
-                k,
-                Rhs::Transposed,
-                scale,
-                false,
-            );
-            softmax_rows(&mut scores, n);
+        for head in 0..self.config.num_attention_heads {
             let out = ViewMut {
                 data: &mut context[head * d..],
                 rows: n,
                 cols: d,
                 row_stride: h,
             };
-            product(out, view(&scores, n, n), v, Rhs::AsIs, 1.0, false);
+            self.attend_head(n, rows, head, out, &mut scores);
         }
+    }
+
+    /// [`Self::attend`] with the heads spread over rayon's threads: each head writes its own
+    /// `[n, head size]` block, copied into the heads' columns of `context` afterwards.
+    fn attend_heads_in_parallel(&self, n: usize, rows: &[f32], context: &mut [f32]) {
+        let (h, d) = (self.config.hidden_size, self.head_size());
+        let mut blocks = vec![0.0; n * h];
+        blocks
+            .par_chunks_mut(n * d)
+            .enumerate()
+            .for_each(|(head, block)| {
+                let out = ViewMut {
+                    data: block,
+                    rows: n,
+                    cols: d,
+                    row_stride: d,
+                };
+                self.attend_head(n, rows, head, out, &mut vec![0.0; n * n]);
+            });
+        for (head, block) in blocks.chunks_exact(n * d).enumerate() {
+            for (r, values) in block.chunks_exact(d).enumerate() {
+                context[r * h + head * d..][..d].copy_from_slice(values);
+            }
+        }
+    }
+
+    fn head_size(&self) -> usize {
+        self.config.hidden_size / self.config.num_attention_heads
+    }
+
+    /// One head: softmax(q·kᵀ / √d) · v over the text's `n` rows, into `out`.
+    fn attend_head(
+        &self,
+        n: usize,
+        rows: &[f32],
+        head: usize,
+        out: ViewMut<'_>,
+        scores: &mut [f32],
+    ) {
+        let (h, d) = (self.config.hidden_size, self.head_size());
+        let scale = 1.0 / (d as f32).sqrt();
+        let at = |part: usize| View {
+            data: &rows[part * h + head * d..],
+            rows: n,
+            cols: d,
+            row_stride: 3 * h,
+        };
+        let (q, k, v) = (at(0), at(1), at(2));
+        product(
+            ViewMut {
+                data: scores,
+                rows: n,
+                cols: n,
+                row_stride: n,
+            },
+            q,
+            k,
+            Rhs::Transposed,
+            scale,
+            false,
+        );
+        softmax_rows(scores, n);
+        product(out, view(scores, n, n), v, Rhs::AsIs, 1.0, false);
     }
 
     fn mean_pool(texts: &[Tokens<'_>], hidden: &[f32], h: usize) -> Vec<Vec<f32>> {

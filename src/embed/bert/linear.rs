@@ -124,13 +124,18 @@ impl Linear {
                 }
             }
         };
-        if parallel {
+        // Copying back is cheap next to the product: a single text's rows (~16) are not worth
+        // waking the other threads for.
+        if rows >= GATHER_PARALLEL_FROM_ROWS {
             out.par_chunks_mut(n).enumerate().for_each(gather);
         } else {
             out.chunks_mut(n).enumerate().for_each(gather);
         }
     }
 }
+
+/// Rows from which [`Linear::apply`] copies its result back on all threads.
+const GATHER_PARALLEL_FROM_ROWS: usize = 64;
 
 /// What [`Linear::apply`] does with its result.
 #[derive(Clone, Copy)]

@@ -16,13 +16,17 @@ const ROUND: f32 = 12_582_912.0;
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    // t's low mantissa bits hold round(x · log2 e) as an integer: reading it from the bits
+    // avoids a float-to-int conversion, whose saturating semantics kept the loop scalar.
+    let t = x * LOG2_E + ROUND;
+    let n = t - ROUND;
+    let power = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = x - n * LN_2_HI - n * LN_2_LO; // |r| <= ln2 / 2
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    p * f32::from_bits((power.wrapping_add(127) as u32) << 23)
 }
 
 /// erf(x) to an absolute error of about 2e-7 (Abramowitz and Stegun 7.1.26).

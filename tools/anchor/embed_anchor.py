@@ -51,13 +51,13 @@ def export():
     types = torch.zeros_like(ids)
     out = os.path.join(d, "model.onnx")
     torch.onnx.export(
-        Encoder(model),
+        Encoder(model).eval(),
         (ids, mask, types),
         out,
         input_names=["input_ids", "attention_mask", "token_type_ids"],
         output_names=["last_hidden_state"],
         dynamic_shapes={n: {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence", max=512)} for n in ["input_ids", "attention_mask", "token_type_ids"]},
-        opset_version=17,
+        opset_version=18,
         dynamo=True,
     )
     import numpy as np

@@ -19,6 +19,9 @@ pub(super) const PANEL: usize = 32;
 /// Below this many multiply-adds one thread is faster than handing panels to rayon.
 const PARALLEL_FROM: usize = 1 << 18;
 
+/// Rows from which [`Linear::apply`] copies its result back on all threads.
+const GATHER_PARALLEL_FROM_ROWS: usize = 64;
+
 pub(super) struct Linear {
     inputs: usize,
     outputs: usize,
@@ -57,6 +60,9 @@ impl Linear {
         how: Output,
         scratch: &mut Vec<f32>,
     ) {
+        if rows == 0 {
+            return;
+        }
         let (k, n) = (self.inputs, self.outputs);
         // Every value is overwritten by its panel's product: no need to zero what is reused.
         scratch.truncate(rows * n);
@@ -100,9 +106,6 @@ impl Linear {
                 gelu(block);
             }
         };
-        if rows == 0 {
-            return;
-        }
         if parallel {
             scratch
                 .par_chunks_mut(rows * PANEL)
@@ -133,9 +136,6 @@ impl Linear {
         }
     }
 }
-
-/// Rows from which [`Linear::apply`] copies its result back on all threads.
-const GATHER_PARALLEL_FROM_ROWS: usize = 64;
 
 /// What [`Linear::apply`] does with its result.
 #[derive(Clone, Copy)]

@@ -80,9 +80,6 @@ pub(crate) struct Segment {
     indexing: AtomicBool,
     /// Wakes inserts held back by a full backlog.
     progress: Condvar,
-    /// Inserts waiting for the backlog: while any waits, nobody is served faster by leaving
-    /// cores idle, so the indexer uses all of them.
-    waiters: AtomicUsize,
     progress_lock: Mutex<()>,
     /// Index in a background thread (else on the inserting thread, for deterministic tests).
     background: bool,
@@ -160,7 +157,6 @@ impl Segment {
             indexer: Mutex::new(()),
             indexing: AtomicBool::new(false),
             progress: Condvar::new(),
-            waiters: AtomicUsize::new(0),
             progress_lock: Mutex::new(()),
             background,
             abandoned: AtomicBool::new(false),
@@ -303,12 +299,6 @@ impl Segment {
     /// Block until the graph is less than [`BACKLOG_LIMIT`] slots behind (or the segment is
     /// abandoned), starting an indexer if none runs. Call with no lock held.
     pub(crate) fn wait_for_backlog(self: &Arc<Self>) {
-        self.waiters.fetch_add(1, Ordering::AcqRel);
-        self.wait_until_caught_up();
-        self.waiters.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    fn wait_until_caught_up(self: &Arc<Self>) {
         loop {
             if self.abandoned.load(Ordering::Acquire) || self.backlog() <= BACKLOG_LIMIT {
                 return;
@@ -329,7 +319,11 @@ impl Segment {
         loop {
             {
                 let held = self.indexer.lock();
-                // One core: the others stay with the callers, whose lookups it must not slow.
+                // One core, even while inserts wait for it: the others stay with the callers,
+                // whose lookups it must not slow. Spreading a backlog over every core while an
+                // insert waited let inserts run at 610-695 a second instead of 550-610 (real
+                // vectors, 2 cores), but it raised lookups' p99 6-15x (to 1.2-4.2 ms), against
+                // 1.1-1.5x this way (BENCHMARKS.md, "Lookups during inserts").
                 self.index_pending(&held, false);
             }
             self.indexing.store(false, Ordering::Release);
@@ -372,7 +366,6 @@ impl Segment {
             }
             // A failed graph insert leaves the vector reachable only through the exact tier until
             // the next rebuild; it is never served wrongly.
-            let parallel = parallel || self.waiters.load(Ordering::Acquire) > 0;
             if parallel && batch.len() >= PARALLEL_BATCH / 2 {
                 let items: Vec<(&[f32], usize)> =
                     batch.iter().map(|(slot, v)| (&**v, *slot)).collect();

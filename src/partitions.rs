@@ -6,6 +6,7 @@ use crate::stats::Counters;
 use crate::sync::RwLock;
 use crate::vector::IndexParams;
 use crate::vector::partition::{Partition, Rebuild};
+use crate::vector::segment::SearchActivity;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ type Shard = RwLock<HashMap<Scope, Arc<Partition>>>;
 
 pub(crate) struct Partitions {
     shards: Box<[Shard]>,
+    /// When lookups last searched any scope's graph (see `Segment`'s indexer).
+    activity: Arc<SearchActivity>,
 }
 
 /// Vector counts over every partition, for [`crate::Stats`].
@@ -30,6 +33,7 @@ impl Partitions {
     pub(crate) fn new() -> Self {
         Partitions {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            activity: Arc::default(),
         }
     }
 
@@ -48,7 +52,7 @@ impl Partitions {
         self.shard(scope)
             .write()
             .entry(scope.clone())
-            .or_insert_with(|| Arc::new(Partition::new()))
+            .or_insert_with(|| Arc::new(Partition::new(self.activity.clone())))
             .clone()
     }
 
@@ -236,7 +240,7 @@ mod shuttle_checks {
     fn no_insert_survives_its_partitions_retirement() {
         shuttle::check_random(
             || {
-                let p = Arc::new(Partition::new());
+                let p = Arc::new(Partition::new(Default::default()));
                 let got = {
                     let p = p.clone();
                     thread::spawn(move || p.insert([1; 16], 1, Arc::from(vec![1.0f32])))

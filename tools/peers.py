@@ -213,8 +213,22 @@ def prefill_ids(texts, emb, steps, k):
     return sorted(i for i in texts if i not in used and i < len(emb))[:k]
 
 
+def rss_bytes():
+    """Resident memory of this process (VmRSS), None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def python_replay(texts, emb, steps, prefill):
-    """The twenty lines of Python through the same steps: lookup, and on a miss insert."""
+    """The twenty lines of Python through the same steps: lookup, and on a miss insert. Also the
+    resident memory the cache added (its RSS before it existed and at the end)."""
+    rss_before = rss_bytes()
     cache = DictHnswlibCache(DIM, len(prefill) + len(steps) + 1)
     t = time.time()
     cache.index.set_num_threads(os.cpu_count())
@@ -235,7 +249,10 @@ def python_replay(texts, emb, steps, prefill):
             cache.insert(text, v, tid)
             inserts.append(time.perf_counter_ns() - t0)
         out.append({"result": kind, "matched_id": value, "latency_ns": ns})
-    return prefill_s, time.time() - t, out, inserts
+    wall = time.time() - t
+    rss_after = rss_bytes()
+    python_replay.rss = (rss_before, rss_after, len(cache.values))
+    return prefill_s, wall, out, inserts
 
 
 def paracache_replay(data, steps, prefill, extra):
@@ -295,8 +312,18 @@ def replay_peers(args):
         ins = summary["results"]["insert"]
         print(f"round {rnd + 1}: inserts after a miss: Python p50 {pct(inserts, 0.5):.0f} us p99 "
               f"{pct(inserts, 0.99):.0f} us; paracache p50 {ins['p50_ns'] / 1e3:.0f} us p99 "
-              f"{ins['p99_ns'] / 1e3:.0f} us; Python prefill {pre:.1f} s; paracache entries at end "
+              f"{ins['p99_ns'] / 1e3:.0f} us; prefill (graph built): Python {pre:.1f} s, paracache "
+              f"{summary.get('prefill_seconds', float('nan')):.1f} s; paracache entries at end "
               f"{summary['entries_at_end']}")
+        # What each cache added to its process's resident memory (data loading excluded; both
+        # hold the prompts), per entry at the end.
+        py_before, py_after, py_entries = python_replay.rss
+        pc_before, pc_after = summary.get("rss_before_cache_bytes"), summary.get("rss_at_end_bytes")
+        if None not in (py_before, py_after, pc_before, pc_after):
+            pc_entries = max(summary["entries_at_end"], 1)
+            print(f"round {rnd + 1}: resident memory the cache added: Python "
+                  f"{(py_after - py_before) / 2**20:.0f} MB ({(py_after - py_before) / max(py_entries, 1):.0f} B/entry), "
+                  f"paracache {(pc_after - pc_before) / 2**20:.0f} MB ({(pc_after - pc_before) / pc_entries:.0f} B/entry)")
     reference = systems["paracache --brute-force (exact scan)"][-1][1]
     print(f"\n{args.data}: {len(steps)} steps after a prefill of {len(prefill)} texts "
           f"({summary['entries_at_end']} entries at the end), threshold {THRESHOLD}, guards and "

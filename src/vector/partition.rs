@@ -7,7 +7,7 @@
 
 use super::IndexParams;
 use super::hnsw_graph::HnswGraph;
-use super::segment::{AfterInsert, LiveVector, Segment};
+use super::segment::{AfterInsert, LiveVector, SearchActivity, Segment};
 use crate::key::Key;
 use crate::sync::{AtomicBool, AtomicU64, RwLock};
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub(crate) struct ScopeState {
 
 pub(crate) struct Partition {
     segment: RwLock<Arc<Segment>>,
+    /// The cache's lookup activity, handed to every segment of this partition.
+    activity: Arc<SearchActivity>,
     pub(crate) state: Arc<ScopeState>,
     rebuilding: AtomicBool,
     retired: AtomicBool,
@@ -38,9 +40,10 @@ pub(crate) enum Rebuild {
 }
 
 impl Partition {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(activity: Arc<SearchActivity>) -> Self {
         Partition {
-            segment: RwLock::new(Arc::new(Segment::flat())),
+            segment: RwLock::new(Arc::new(Segment::flat(activity.clone()))),
+            activity,
             state: Arc::new(ScopeState::default()),
             rebuilding: AtomicBool::new(false),
             retired: AtomicBool::new(false),
@@ -143,7 +146,9 @@ impl Partition {
             .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
         // A retired partition (its scope purged, the cache cleared or dropped) stops building.
         let retired = || self.retired.load(Ordering::Acquire);
-        let Some(fresh) = Segment::build(live, graph, p.background, &retired) else {
+        let Some(fresh) =
+            Segment::build(live, graph, p.background, self.activity.clone(), &retired)
+        else {
             old.end_copy();
             return false;
         };
@@ -221,7 +226,7 @@ mod tests {
 
     #[test]
     fn compaction_drops_dead_and_keeps_live() {
-        let p = Partition::new();
+        let p = Partition::new(Default::default());
         for i in 0..10 {
             p.insert(key(i), i as u64, unit(i)).unwrap();
         }
@@ -236,7 +241,7 @@ mod tests {
 
     #[test]
     fn promotion_builds_a_graph_that_finds_its_points() {
-        let p = Partition::new();
+        let p = Partition::new(Default::default());
         for i in 0..50 {
             p.insert(key(i), i as u64, unit(i)).unwrap();
         }
@@ -250,7 +255,7 @@ mod tests {
 
     #[test]
     fn retired_partition_refuses_inserts_and_bumps_generation() {
-        let p = Partition::new();
+        let p = Partition::new(Default::default());
         assert!(p.try_retire());
         assert!(p.insert(key(1), 1, unit(1)).is_none());
         assert_eq!(p.state.generation.load(Ordering::Acquire), 1);

@@ -23,7 +23,8 @@ use crate::key::Key;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// Indexed slots past the view after which the indexer refreezes it. The tail is scanned exactly
 /// on every lookup (about 60 ns per slot at 384-d), so this bounds that scan near 8 µs, while a
@@ -37,10 +38,15 @@ pub(crate) const TAIL_LIMIT: usize = 128;
 pub(crate) const BACKLOG_LIMIT: usize = 256;
 
 /// Most slots an indexer takes at once. `compact`, or the background indexer while inserts wait
-/// for it, adds a batch of at least half this with all cores (rayon); otherwise the background
-/// indexer adds slots one by one on its own thread: with all cores it would take the CPU from
-/// the lookups it runs beside (measured: lookup p99 in ms on 2 cores).
+/// for it and nobody searches, adds a batch of at least half this with all cores (rayon);
+/// otherwise the background indexer adds slots one by one on its own thread: with all cores it
+/// would take the CPU from the lookups it runs beside (measured: lookup p99 in ms on 2 cores).
 const PARALLEL_BATCH: usize = 256;
+
+/// Milliseconds without a search after which an indexer that inserts are waiting for may use
+/// every core: long enough that a parallel batch (a few hundred ms on 2 cores) rarely lands on
+/// lookups that merely paused, short enough that a bulk load gets the cores within a second.
+const QUIET_MS: u64 = 1_000;
 
 struct Slot {
     key: Key,
@@ -80,13 +86,59 @@ pub(crate) struct Segment {
     indexing: AtomicBool,
     /// Wakes inserts held back by a full backlog.
     progress: Condvar,
+    /// Inserts waiting for the backlog.
+    waiters: AtomicUsize,
     progress_lock: Mutex<()>,
+    /// When the cache's lookups last searched a graph: while they run, the indexer stays on one
+    /// core.
+    activity: Arc<SearchActivity>,
     /// Index in a background thread (else on the inserting thread, for deterministic tests).
     background: bool,
     /// Set once the segment is replaced or its partition retired: a background indexer stops.
     abandoned: AtomicBool,
     /// Slots covered by the last full export; incremental ones re-read only what changed.
     full_at: AtomicUsize,
+}
+
+/// When a cache's lookups last searched a graph, shared by all its segments: indexing competes
+/// with lookups of every scope for the same cores.
+#[derive(Debug)]
+pub(crate) struct SearchActivity {
+    born: Instant,
+    /// Milliseconds since `born` of the latest search.
+    last_ms: AtomicU64,
+}
+
+impl Default for SearchActivity {
+    fn default() -> Self {
+        SearchActivity {
+            born: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SearchActivity {
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Record that a lookup searches now. Read first: at most one write per millisecond, so
+    /// concurrent lookups do not pass the cache line between cores on every search.
+    pub(crate) fn note_search(&self) {
+        let now = self.now_ms();
+        if self.last_ms.load(Ordering::Relaxed) != now {
+            self.last_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a lookup searched within the last `ms` milliseconds (or the cache is younger than
+    /// that: a new cache is assumed busy).
+    pub(crate) fn searched_within(&self, ms: u64) -> bool {
+        self.now_ms()
+            .saturating_sub(self.last_ms.load(Ordering::Relaxed))
+            < ms
+    }
 }
 
 /// What an insert leaves to its caller.
@@ -143,11 +195,16 @@ pub(crate) struct Found {
 }
 
 impl Segment {
-    pub(crate) fn flat() -> Self {
-        Segment::with(Book::default(), None, false)
+    pub(crate) fn flat(activity: Arc<SearchActivity>) -> Self {
+        Segment::with(Book::default(), None, false, activity)
     }
 
-    fn with(book: Book, graph: Option<Box<dyn AnnGraph>>, background: bool) -> Self {
+    fn with(
+        book: Book,
+        graph: Option<Box<dyn AnnGraph>>,
+        background: bool,
+        activity: Arc<SearchActivity>,
+    ) -> Self {
         let indexed = book.slots.len();
         Segment {
             book: RwLock::new(book),
@@ -157,6 +214,8 @@ impl Segment {
             indexer: Mutex::new(()),
             indexing: AtomicBool::new(false),
             progress: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            activity,
             progress_lock: Mutex::new(()),
             background,
             abandoned: AtomicBool::new(false),
@@ -171,6 +230,7 @@ impl Segment {
         live: Vec<LiveVector>,
         graph: Option<HnswGraph>,
         background: bool,
+        activity: Arc<SearchActivity>,
         cancelled: &dyn Fn() -> bool,
     ) -> Option<Self> {
         let mut book = Book::default();
@@ -197,7 +257,7 @@ impl Segment {
                 vector: Some(lv.vector),
             })
             .collect();
-        let segment = Segment::with(book, graph, background);
+        let segment = Segment::with(book, graph, background, activity);
         segment.freeze(&segment.indexer.lock());
         Some(segment)
     }
@@ -299,6 +359,12 @@ impl Segment {
     /// Block until the graph is less than [`BACKLOG_LIMIT`] slots behind (or the segment is
     /// abandoned), starting an indexer if none runs. Call with no lock held.
     pub(crate) fn wait_for_backlog(self: &Arc<Self>) {
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        self.wait_until_caught_up();
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn wait_until_caught_up(self: &Arc<Self>) {
         loop {
             if self.abandoned.load(Ordering::Acquire) || self.backlog() <= BACKLOG_LIMIT {
                 return;
@@ -319,11 +385,8 @@ impl Segment {
         loop {
             {
                 let held = self.indexer.lock();
-                // One core, even while inserts wait for it: the others stay with the callers,
-                // whose lookups it must not slow. Spreading a backlog over every core while an
-                // insert waited let inserts run at 610-695 a second instead of 550-610 (real
-                // vectors, 2 cores), but it raised lookups' p99 6-15x (to 1.2-4.2 ms), against
-                // 1.1-1.5x this way (BENCHMARKS.md, "Lookups during inserts").
+                // One core: the others stay with the callers, whose lookups it must not slow
+                // (all cores only while inserts wait and nobody searches, see index_pending).
                 self.index_pending(&held, false);
             }
             self.indexing.store(false, Ordering::Release);
@@ -366,6 +429,14 @@ impl Segment {
             }
             // A failed graph insert leaves the vector reachable only through the exact tier until
             // the next rebuild; it is never served wrongly.
+            // While inserts wait for the indexer and nobody searches (a bulk load), every core
+            // helps. While lookups run, one core, even with inserts waiting: spreading over every
+            // core then let inserts run at 610-695 a second instead of 550-650 (real vectors, 2
+            // cores), but raised lookups' p99 6-15x (to 1.2-4.2 ms), against 1.1-1.5x this way
+            // (BENCHMARKS.md, "Lookups during inserts").
+            let parallel = parallel
+                || (self.waiters.load(Ordering::Acquire) > 0
+                    && !self.activity.searched_within(QUIET_MS));
             if parallel && batch.len() >= PARALLEL_BATCH / 2 {
                 let items: Vec<(&[f32], usize)> =
                     batch.iter().map(|(slot, v)| (&**v, *slot)).collect();
@@ -434,10 +505,10 @@ impl Segment {
 
     /// A search for `query` that can be widened step by step (see [`SegmentSearch::find`]).
     pub(crate) fn searcher<'a>(&'a self, query: &'a [f32]) -> SegmentSearch<'a> {
-        let walk = self
-            .graph
-            .as_ref()
-            .map(|_| self.view.read().clone().walk(query));
+        let walk = self.graph.as_ref().map(|_| {
+            self.activity.note_search();
+            self.view.read().clone().walk(query)
+        });
         SegmentSearch {
             segment: self,
             query,
@@ -583,8 +654,22 @@ mod tests {
     }
 
     #[test]
+    fn search_activity_counts_a_new_cache_and_a_recent_search_as_busy() {
+        let a = SearchActivity::default();
+        assert!(a.searched_within(60_000), "a new cache is assumed busy");
+        assert!(!a.searched_within(0), "nothing is within zero milliseconds");
+        let later = SearchActivity {
+            born: Instant::now() - std::time::Duration::from_secs(5),
+            last_ms: AtomicU64::new(0),
+        };
+        assert!(!later.searched_within(QUIET_MS), "no search for 5 s: quiet");
+        later.note_search();
+        assert!(later.searched_within(QUIET_MS), "a search just now: busy");
+    }
+
+    #[test]
     fn replace_and_remove_track_seq() {
-        let s = Segment::flat();
+        let s = Segment::flat(Default::default());
         s.insert([1; 16], 1, v(1.0, 0.0));
         s.insert([1; 16], 2, v(0.0, 1.0));
         assert_eq!(s.counts(), (1, 1));
@@ -598,7 +683,7 @@ mod tests {
 
     #[test]
     fn scan_is_best_first_and_skips_dead() {
-        let s = Segment::flat();
+        let s = Segment::flat(Default::default());
         s.insert([1; 16], 1, v(1.0, 0.0));
         s.insert([2; 16], 2, v(0.8, 0.6));
         s.insert([3; 16], 3, v(0.0, 1.0));
@@ -653,6 +738,7 @@ mod tests {
             live,
             Some(HnswGraph::new(16, 100, vectors.len() * 2)),
             false,
+            Default::default(),
             &|| false,
         )
         .expect("not cancelled")
@@ -745,8 +831,14 @@ mod tests {
             })
             .collect();
         let seg = Arc::new(
-            Segment::build(live, Some(HnswGraph::new(16, 100, 8000)), true, &|| false)
-                .expect("not cancelled"),
+            Segment::build(
+                live,
+                Some(HnswGraph::new(16, 100, 8000)),
+                true,
+                Default::default(),
+                &|| false,
+            )
+            .expect("not cancelled"),
         );
         let mut max_backlog = 0;
         for (i, v) in vectors.iter().enumerate().skip(1000) {
@@ -793,6 +885,7 @@ mod tests {
                 Vec::new(),
                 Some(HnswGraph::new(16, 100, 4000)),
                 true,
+                Default::default(),
                 &|| false,
             )
             .expect("not cancelled"),
@@ -837,7 +930,7 @@ mod tests {
 
     #[test]
     fn copy_logs_removals_made_during_a_rebuild() {
-        let s = Segment::flat();
+        let s = Segment::flat(Default::default());
         s.insert([1; 16], 1, v(1.0, 0.0));
         let (live, end) = s.begin_copy();
         assert_eq!((live.len(), end), (1, 1));

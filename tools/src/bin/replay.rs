@@ -9,7 +9,8 @@
 //!  [--steps N] [--prefill K] [--inline-index]`
 //!
 //! Prints a JSON summary (stdout): counts and latency p50/p99 by result (and of the inserts that
-//! follow misses); with the stream's
+//! follow misses), the prefill's seconds (graph build included), resident memory before the
+//! cache and at the end (Linux); with the stream's
 //! clusters, the scores of `reference-bruteforce.jsonl` (semantic_precision, paraphrase_served,
 //! new_served_wrong), where an alias hit counts as the semantic hit it repeats; and, only when
 //! `pairs.jsonl` exists, the precision of semantic hits whose (query, match) pair is labelled, and
@@ -22,6 +23,7 @@ use paracache_tools::cli::List;
 use paracache_tools::dev_data::{DataArg, DevDir};
 use paracache_tools::embeddings::DIM;
 use paracache_tools::latency::{Latencies, percentile_ns, timed};
+use paracache_tools::memory;
 use paracache_tools::pair_model;
 use paracache_tools::progress::{Progress, stage};
 use paracache_tools::stream::{self, Expect, Stream};
@@ -160,6 +162,12 @@ struct Scores {
     /// Steps replayed (`--steps`) and texts prefilled before them (`--prefill`).
     steps: usize,
     prefilled: usize,
+    /// Seconds the prefill took, its graph build included.
+    prefill_seconds: f64,
+    /// Resident memory with the data loaded, before the cache exists, and at the end of the
+    /// replay with the cache still alive.
+    rss_before_cache: Option<u64>,
+    rss_at_end: Option<u64>,
 }
 
 fn ratio(a: usize, b: usize) -> Value {
@@ -202,6 +210,7 @@ fn check_for(args: &Args) -> Result<Option<PairCheck>, String> {
 }
 
 fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
+    let rss_before_cache = memory::rss_bytes();
     let cache = build(args, data)?;
     let scopes: Vec<Scope> = (0..args.scopes)
         .map(|i| Scope::builder().tenant(format!("tenant-{i}")).build())
@@ -216,9 +225,12 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
         .steps
         .unwrap_or(usize::MAX)
         .min(data.stream.steps.len())];
+    let started = std::time::Instant::now();
     let mut s = Scores {
         steps: steps.len(),
         prefilled: prefill(args, data, &cache, &scopes)?,
+        prefill_seconds: started.elapsed().as_secs_f64(),
+        rss_before_cache,
         ..Scores::default()
     };
     let progress = Progress::new(format!("{label}: steps"), steps.len());
@@ -291,6 +303,7 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
     }
     progress.finish();
     s.stats = cache.stats();
+    s.rss_at_end = memory::rss_bytes();
     Ok(s)
 }
 
@@ -370,6 +383,9 @@ fn run() -> Result<(), String> {
     let mut summary = json!({
         "steps": s.steps,
         "prefilled": s.prefilled,
+        "prefill_seconds": s.prefill_seconds,
+        "rss_before_cache_bytes": s.rss_before_cache,
+        "rss_at_end_bytes": s.rss_at_end,
         "entries_at_end": s.stats.entries,
         "threshold": args.threshold,
         "scopes": args.scopes,

@@ -89,8 +89,7 @@ pub(crate) struct Segment {
     /// Inserts waiting for the backlog.
     waiters: AtomicUsize,
     progress_lock: Mutex<()>,
-    /// When the cache's lookups last searched a graph: while they run, the indexer stays on one
-    /// core.
+    /// When the cache's lookups last searched: while they run, the indexer stays on one core.
     activity: Arc<SearchActivity>,
     /// Index in a background thread (else on the inserting thread, for deterministic tests).
     background: bool,
@@ -100,8 +99,8 @@ pub(crate) struct Segment {
     full_at: AtomicUsize,
 }
 
-/// When a cache's lookups last searched a graph, shared by all its segments: indexing competes
-/// with lookups of every scope for the same cores.
+/// When a cache's lookups last searched any of its segments, shared by all of them: indexing
+/// competes with lookups of every scope for the same cores.
 #[derive(Debug)]
 pub(crate) struct SearchActivity {
     born: Instant,
@@ -505,10 +504,12 @@ impl Segment {
 
     /// A search for `query` that can be widened step by step (see [`SegmentSearch::find`]).
     pub(crate) fn searcher<'a>(&'a self, query: &'a [f32]) -> SegmentSearch<'a> {
-        let walk = self.graph.as_ref().map(|_| {
-            self.activity.note_search();
-            self.view.read().clone().walk(query)
-        });
+        // Flat scans count too: they need the cores as much as graph walks do.
+        self.activity.note_search();
+        let walk = self
+            .graph
+            .as_ref()
+            .map(|_| self.view.read().clone().walk(query));
         SegmentSearch {
             segment: self,
             query,

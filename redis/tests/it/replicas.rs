@@ -228,6 +228,9 @@ fn an_insert_is_an_exact_hit_elsewhere_at_once_and_a_semantic_hit_once_streamed(
         got.is_some()
     });
     assert_eq!(got, hit("semantic", "tenant two's answer"));
+    // C's follower applies B's put on its own schedule, possibly after A's: until it has, C's
+    // exact miss is answered from Redis ("shared"); once its paraphrase hits, the prompt is local.
+    c.wait_until(|c| c.get("t2", Q2).is_some());
     assert_eq!(c.get("t2", Q), hit("exact", "tenant two's answer"));
     assert_eq!(a.get("t1", Q), hit("exact", "reset it in settings"));
     let s = c.stats();

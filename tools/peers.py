@@ -32,6 +32,9 @@ The systems:
 - GPTCache 0.1.44 with its sqlite + faiss data manager and an embedding function that returns the
   precomputed vector, at the same cosine 0.90 (see `gptcache_replay`); `--skip-gptcache` leaves it out.
 
+Each round also prints both caches' build time (the prefill, graph included) and the resident memory
+each cache added to its process, per entry (Linux; data loading excluded, both hold the prompts).
+
 Temporary files (the dump, GPTCache's sqlite and faiss files, the step logs) are removed on exit.
 Latencies are per lookup, in microseconds, measured in-process with perf_counter_ns; the embedding
 function is a table lookup in every system, so no model runs.

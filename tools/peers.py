@@ -230,7 +230,7 @@ def rss_bytes():
 
 def python_replay(texts, emb, steps, prefill):
     """The twenty lines of Python through the same steps: lookup, and on a miss insert. Also the
-    resident memory the cache added (its RSS before it existed and at the end)."""
+    resident memory the cache added: (RSS before it existed, RSS at the end, its entries)."""
     rss_before = rss_bytes()
     cache = DictHnswlibCache(DIM, len(prefill) + len(steps) + 1)
     t = time.time()
@@ -254,8 +254,7 @@ def python_replay(texts, emb, steps, prefill):
         out.append({"result": kind, "matched_id": value, "latency_ns": ns})
     wall = time.time() - t
     rss_after = rss_bytes()
-    python_replay.rss = (rss_before, rss_after, len(cache.values))
-    return prefill_s, wall, out, inserts
+    return prefill_s, wall, out, inserts, (rss_before, rss_after, len(cache.values))
 
 
 def paracache_replay(data, steps, prefill, extra):
@@ -307,7 +306,7 @@ def replay_peers(args):
                 with open(ref, "w") as f:
                     json.dump([wall, rows], f)
         systems.setdefault("paracache --brute-force (exact scan)", []).append((wall, rows))
-        pre, wall, rows, inserts = python_replay(texts, emb, steps, prefill)
+        pre, wall, rows, inserts, py_rss = python_replay(texts, emb, steps, prefill)
         systems.setdefault("Python dict(MD5) + hnswlib", []).append((wall, rows))
         if not args.skip_gptcache:
             pre, wall, rows = gptcache_replay(texts, emb, steps, prefill)
@@ -320,7 +319,7 @@ def replay_peers(args):
               f"{summary['entries_at_end']}")
         # What each cache added to its process's resident memory (data loading excluded; both
         # hold the prompts), per entry at the end.
-        py_before, py_after, py_entries = python_replay.rss
+        py_before, py_after, py_entries = py_rss
         pc_before, pc_after = summary.get("rss_before_cache_bytes"), summary.get("rss_at_end_bytes")
         if None not in (py_before, py_after, pc_before, pc_after):
             pc_entries = max(summary["entries_at_end"], 1)

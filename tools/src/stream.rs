@@ -74,6 +74,20 @@ impl Stream {
         self.embeddings.row(id).unwrap_or_default()
     }
 
+    /// The ids, in order, of the texts with a vector that no step uses: what `replay --prefill`
+    /// stores before the stream, and what lookups_under_inserts inserts beside it.
+    pub fn unused_ids(&self) -> Vec<usize> {
+        let used: std::collections::HashSet<usize> = self.steps.iter().map(|s| s.text_id).collect();
+        let mut ids: Vec<usize> = self
+            .texts
+            .keys()
+            .copied()
+            .filter(|id| !used.contains(id) && self.embeddings.row(*id).is_some())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Text id to cluster, for every text the stream uses.
     pub fn clusters(&self) -> HashMap<usize, u64> {
         self.steps

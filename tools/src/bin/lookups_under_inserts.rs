@@ -108,14 +108,7 @@ fn run() -> Result<(), String> {
             queries.push(s.text_id);
         }
     }
-    let used: HashSet<usize> = data.steps.iter().map(|s| s.text_id).collect();
-    let mut pool: Vec<usize> = data
-        .texts
-        .keys()
-        .copied()
-        .filter(|id| !used.contains(id) && data.embeddings.row(*id).is_some())
-        .collect();
-    pool.sort_unstable();
+    let pool = data.unused_ids();
     if queries.is_empty() || pool.is_empty() {
         return Err(format!(
             "{} queries and {} texts to insert: the data is too small for --entries {}",

@@ -309,16 +309,7 @@ fn replay(args: &Args, data: &Data, label: &str) -> Result<Scores, String> {
 
 /// The texts `--prefill` inserts: the first K ids, in order, that no step uses.
 fn prefill_ids(data: &Data, k: usize) -> Vec<usize> {
-    let used: std::collections::HashSet<usize> =
-        data.stream.steps.iter().map(|s| s.text_id).collect();
-    let mut ids: Vec<usize> = data
-        .stream
-        .texts
-        .keys()
-        .copied()
-        .filter(|id| !used.contains(id) && data.stream.embeddings.row(*id).is_some())
-        .collect();
-    ids.sort_unstable();
+    let mut ids = data.stream.unused_ids();
     ids.truncate(k);
     ids
 }

@@ -2,7 +2,7 @@
 
 use crate::cache::Cache;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Capacity, Config, Weigher};
+use crate::config::{Capacity, Config, GraphEngine, Weigher};
 use crate::error::{Error, Result};
 use crate::persist::auto::{AutoSnapshot, start_periodic};
 use crate::relevance::{Guards, PairCheck, Verifier, VerifyBand};
@@ -59,6 +59,7 @@ pub struct CacheBuilder<V> {
     scope_thresholds: HashMap<Scope, f32>,
     m: usize,
     ef_construction: usize,
+    graph_engine: GraphEngine,
     ef_search: usize,
     adaptive: bool,
     exact_scan_limit: usize,
@@ -87,6 +88,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
             scope_thresholds: HashMap::new(),
             m: 16,
             ef_construction: 200,
+            graph_engine: GraphEngine::default(),
             ef_search: 64,
             adaptive: true,
             exact_scan_limit: 1024,
@@ -185,6 +187,18 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
         self.m = m;
         self.ef_construction = ef_construction;
         self.ef_search = ef_search;
+        self
+    }
+
+    /// Which graph indexes scopes past the exact scan limit (default [`GraphEngine::Links`]).
+    ///
+    /// ```
+    /// use paracache::{Cache, GraphEngine};
+    /// let c = Cache::<u8>::builder(4).build().unwrap();
+    /// assert_eq!(c.graph_engine(), GraphEngine::Links);
+    /// ```
+    pub fn graph_engine(mut self, engine: GraphEngine) -> Self {
+        self.graph_engine = engine;
         self
     }
 
@@ -486,6 +500,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
                 max_dead_ratio: self.max_dead_ratio,
                 min_dead: 64,
                 background: self.background_rebuild,
+                engine: self.graph_engine,
             },
             search: SearchParams::new(self.ef_search, self.adaptive),
             weigher: self

@@ -172,6 +172,16 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.inner.config.capacity
     }
 
+    /// The graph engine that indexes large scopes ([`CacheBuilder::graph_engine`](crate::CacheBuilder::graph_engine)).
+    ///
+    /// ```
+    /// let c = paracache::Cache::<u8>::builder(4).build().unwrap();
+    /// assert_eq!(c.graph_engine(), paracache::GraphEngine::Links);
+    /// ```
+    pub fn graph_engine(&self) -> crate::GraphEngine {
+        self.inner.config.index.engine
+    }
+
     /// The time to live of every entry, if one is set.
     ///
     /// ```

@@ -27,6 +27,30 @@ pub enum Capacity {
     Bytes(u64),
 }
 
+/// Which graph indexes a scope's vectors once it outgrows the exact scan
+/// ([`CacheBuilder::graph_engine`](crate::CacheBuilder::graph_engine)).
+///
+/// Both build an HNSW graph with the same `m` and `ef_construction`, and lookups search either
+/// through the same flat view, rescoring with the exact vectors, so they differ in build speed
+/// and memory, not in what a lookup may serve.
+///
+/// ```
+/// use paracache::{Cache, GraphEngine};
+/// let c = Cache::<u8>::builder(4).graph_engine(GraphEngine::HnswRs).build().unwrap();
+/// assert_eq!(c.graph_engine(), GraphEngine::HnswRs);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GraphEngine {
+    /// The crate's own graph (hnswlib's algorithm) over the cache's one copy of each vector. On
+    /// real 384-d embeddings it builds several times faster than hnsw_rs and holds about
+    /// 150 bytes per entry besides the vector (BENCHMARKS.md, "Graph engines").
+    #[default]
+    Links,
+    /// The `hnsw_rs` crate, which keeps its own copy of each vector.
+    HnswRs,
+}
+
 pub(crate) type Weigher<V> = Arc<dyn Fn(&V) -> usize + Send + Sync>;
 
 pub(crate) struct Config<V> {

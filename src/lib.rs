@@ -109,7 +109,7 @@ pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
 pub use cache::Cache;
 pub use calibrate::{Calibration, CalibrationError, CurvePoint};
 pub use clock::{Clock, MockClock, SystemClock};
-pub use config::Capacity;
+pub use config::{Capacity, GraphEngine};
 #[cfg(feature = "bert")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bert")))]
 pub use embed::BertEmbedder;

@@ -401,7 +401,7 @@ impl Drop for Walk {
 
 /// Orders by similarity, most similar on top of a max-heap (`Reverse` puts the least on top).
 #[derive(Clone, Copy)]
-struct Best(f32, u32);
+pub(crate) struct Best(pub(crate) f32, pub(crate) u32);
 
 impl PartialEq for Best {
     fn eq(&self, o: &Self) -> bool {
@@ -423,13 +423,13 @@ impl Ord for Best {
 /// A visited set that clears in O(1): a slot is visited when its stamp equals the current one.
 /// One per thread, reused by every search of every view on that thread.
 #[derive(Default)]
-struct Visited {
+pub(crate) struct Visited {
     stamps: Vec<u32>,
     current: u32,
 }
 
 impl Visited {
-    fn reset(&mut self, len: usize) {
+    pub(crate) fn reset(&mut self, len: usize) {
         if self.stamps.len() < len {
             self.stamps.resize(len, 0);
         }
@@ -440,14 +440,14 @@ impl Visited {
         }
     }
 
-    fn contains(&self, slot: u32) -> bool {
+    pub(crate) fn contains(&self, slot: u32) -> bool {
         self.stamps
             .get(slot as usize)
             .is_none_or(|&s| s == self.current)
     }
 
     /// `true` if `slot` was not visited yet (and marks it).
-    fn insert(&mut self, slot: u32) -> bool {
+    pub(crate) fn insert(&mut self, slot: u32) -> bool {
         match self.stamps.get_mut(slot as usize) {
             Some(s) if *s != self.current => {
                 *s = self.current;

@@ -15,11 +15,11 @@ use std::sync::Arc;
 /// [`super::frozen_graph::FrozenGraph`] of its exported links.
 pub(crate) trait AnnGraph: Send + Sync {
     /// Add one vector under `slot`. `false` if the engine failed (the caller falls back to a scan).
-    fn insert(&self, vector: &[f32], slot: usize) -> bool;
+    fn insert(&self, vector: &Arc<[f32]>, slot: usize) -> bool;
     /// Add many vectors using all cores, a chunk at a time so that a build nobody wants any more
     /// (`cancelled`) stops within one chunk instead of running on for minutes. Whether every
     /// vector went in.
-    fn insert_batch(&self, items: &[(&[f32], usize)], cancelled: &dyn Fn() -> bool) -> bool;
+    fn insert_batch(&self, items: &[(Arc<[f32]>, usize)], cancelled: &dyn Fn() -> bool) -> bool;
     /// The links (and, where `copy_vector(slot)`, the vector) of every point whose links may
     /// have changed since the graph held only slots `0..since`: the points added since and their
     /// neighbours. `since == 0` exports every point. Call with no insert in flight. `None` on
@@ -59,12 +59,12 @@ impl HnswGraph {
 }
 
 impl AnnGraph for HnswGraph {
-    fn insert_batch(&self, items: &[(&[f32], usize)], cancelled: &dyn Fn() -> bool) -> bool {
+    fn insert_batch(&self, items: &[(Arc<[f32]>, usize)], cancelled: &dyn Fn() -> bool) -> bool {
         for chunk in items.chunks(BUILD_CHUNK) {
             if cancelled() {
                 return false;
             }
-            let batch: Vec<(&[f32], usize)> = chunk.to_vec();
+            let batch: Vec<(&[f32], usize)> = chunk.iter().map(|(v, s)| (&**v, *s)).collect();
             if catch_unwind(AssertUnwindSafe(|| {
                 self.inner.parallel_insert_slice(&batch)
             }))
@@ -76,9 +76,12 @@ impl AnnGraph for HnswGraph {
         true
     }
 
-    fn insert(&self, vector: &[f32], slot: usize) -> bool {
+    fn insert(&self, vector: &Arc<[f32]>, slot: usize) -> bool {
         // hnsw_rs asserts internally; a panic there must not reach the caller of the cache.
-        catch_unwind(AssertUnwindSafe(|| self.inner.insert_slice((vector, slot)))).is_ok()
+        catch_unwind(AssertUnwindSafe(|| {
+            self.inner.insert_slice((&**vector, slot))
+        }))
+        .is_ok()
     }
 
     fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks> {

@@ -6,10 +6,12 @@
 pub(crate) mod distance;
 pub(crate) mod frozen_graph;
 pub(crate) mod hnsw_graph;
+pub(crate) mod link_graph;
 pub(crate) mod partition;
 pub(crate) mod segment;
 pub(crate) mod validate;
 
+use crate::config::GraphEngine;
 use crate::key::Key;
 
 /// A vector the index proposes for a query, before the store confirms it is still live.
@@ -71,4 +73,23 @@ pub(crate) struct IndexParams {
     pub(crate) min_dead: usize,
     /// Rebuild graphs on a background thread (else inline, for deterministic tests).
     pub(crate) background: bool,
+    pub(crate) engine: GraphEngine,
+}
+
+impl IndexParams {
+    /// An empty graph of the configured engine, sized for about `expected` points.
+    pub(crate) fn new_graph(&self, expected: usize) -> Box<dyn hnsw_graph::AnnGraph> {
+        match self.engine {
+            GraphEngine::HnswRs => Box::new(hnsw_graph::HnswGraph::new(
+                self.m,
+                self.ef_construction,
+                expected,
+            )),
+            GraphEngine::Links => Box::new(link_graph::LinkGraph::new(
+                self.m,
+                self.ef_construction,
+                expected,
+            )),
+        }
+    }
 }

@@ -6,7 +6,6 @@
 //! eviction policy or user code is called.
 
 use super::IndexParams;
-use super::hnsw_graph::HnswGraph;
 use super::segment::{AfterInsert, LiveVector, SearchActivity, Segment};
 use crate::key::Key;
 use crate::sync::{AtomicBool, AtomicU64, RwLock};
@@ -142,8 +141,7 @@ impl Partition {
     fn rebuild_claimed(&self, p: &IndexParams) -> bool {
         let old = self.segment();
         let (live, mut end) = old.begin_copy();
-        let graph = (live.len() > p.exact_scan_limit)
-            .then(|| HnswGraph::new(p.m, p.ef_construction, live.len() * 2));
+        let graph = (live.len() > p.exact_scan_limit).then(|| p.new_graph(live.len() * 2));
         // A retired partition (its scope purged, the cache cleared or dropped) stops building.
         let retired = || self.retired.load(Ordering::Acquire);
         let Some(fresh) =
@@ -201,6 +199,7 @@ fn replay(fresh: &Segment, added: Vec<LiveVector>, removed: Vec<(Key, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::GraphEngine;
 
     fn params(exact_scan_limit: usize) -> IndexParams {
         IndexParams {
@@ -210,6 +209,7 @@ mod tests {
             max_dead_ratio: 0.25,
             min_dead: 1,
             background: false,
+            engine: GraphEngine::Links,
         }
     }
 

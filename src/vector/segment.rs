@@ -18,7 +18,7 @@
 use super::Candidate;
 use super::distance::similarity;
 use super::frozen_graph::{FrozenGraph, Walk};
-use super::hnsw_graph::{AnnGraph, HnswGraph};
+use super::hnsw_graph::AnnGraph;
 use crate::key::Key;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
@@ -227,7 +227,7 @@ impl Segment {
     /// With `background`, later inserts are indexed by a background thread.
     pub(crate) fn build(
         live: Vec<LiveVector>,
-        graph: Option<HnswGraph>,
+        graph: Option<Box<dyn AnnGraph>>,
         background: bool,
         activity: Arc<SearchActivity>,
         cancelled: &dyn Fn() -> bool,
@@ -237,13 +237,12 @@ impl Segment {
             book.by_key.insert(lv.key, i as u32);
         }
         let graph: Option<Box<dyn AnnGraph>> = graph.and_then(|g| {
-            let items: Vec<(&[f32], usize)> = live
+            let items: Vec<(Arc<[f32]>, usize)> = live
                 .iter()
                 .enumerate()
-                .map(|(i, lv)| (&*lv.vector, i))
+                .map(|(i, lv)| (lv.vector.clone(), i))
                 .collect();
-            g.insert_batch(&items, cancelled)
-                .then(|| Box::new(g) as Box<dyn AnnGraph>)
+            g.insert_batch(&items, cancelled).then_some(g)
         });
         if cancelled() {
             return None;
@@ -437,8 +436,8 @@ impl Segment {
                 || (self.waiters.load(Ordering::Acquire) > 0
                     && !self.activity.searched_within(QUIET_MS));
             if parallel && batch.len() >= PARALLEL_BATCH / 2 {
-                let items: Vec<(&[f32], usize)> =
-                    batch.iter().map(|(slot, v)| (&**v, *slot)).collect();
+                let items: Vec<(Arc<[f32]>, usize)> =
+                    batch.iter().map(|(slot, v)| (v.clone(), *slot)).collect();
                 let _ = graph.insert_batch(&items, &|| self.abandoned.load(Ordering::Acquire));
                 self.indexed.store(end, Ordering::Release);
             } else {
@@ -649,6 +648,7 @@ impl Book {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector::link_graph::LinkGraph;
 
     fn v(x: f32, y: f32) -> Arc<[f32]> {
         Arc::from(vec![x, y])
@@ -737,7 +737,7 @@ mod tests {
             .collect();
         Segment::build(
             live,
-            Some(HnswGraph::new(16, 100, vectors.len() * 2)),
+            Some(Box::new(LinkGraph::new(16, 100, vectors.len() * 2))),
             false,
             Default::default(),
             &|| false,
@@ -834,7 +834,7 @@ mod tests {
         let seg = Arc::new(
             Segment::build(
                 live,
-                Some(HnswGraph::new(16, 100, 8000)),
+                Some(Box::new(LinkGraph::new(16, 100, 8000))),
                 true,
                 Default::default(),
                 &|| false,
@@ -884,7 +884,7 @@ mod tests {
         let seg = Arc::new(
             Segment::build(
                 Vec::new(),
-                Some(HnswGraph::new(16, 100, 4000)),
+                Some(Box::new(LinkGraph::new(16, 100, 4000))),
                 true,
                 Default::default(),
                 &|| false,

@@ -47,9 +47,46 @@ impl<T> std::ops::Deref for List<T> {
     }
 }
 
+/// `--graph-engine links|hnsw-rs`: which graph a tool's cache builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Engine(pub paracache::GraphEngine);
+
+impl FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "links" => Ok(Engine(paracache::GraphEngine::Links)),
+            "hnsw-rs" => Ok(Engine(paracache::GraphEngine::HnswRs)),
+            _ => Err(format!("{s:?}: the graph engines are links and hnsw-rs")),
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            paracache::GraphEngine::HnswRs => "hnsw-rs",
+            _ => "links",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::List;
+    use super::{Engine, List};
+
+    #[test]
+    fn engines_parse_and_print_the_same_way() {
+        for name in ["links", "hnsw-rs"] {
+            assert_eq!(name.parse::<Engine>().unwrap().to_string(), name);
+        }
+        assert_eq!(
+            "hnsw-rs".parse::<Engine>().unwrap().0,
+            paracache::GraphEngine::HnswRs
+        );
+        assert!("faiss".parse::<Engine>().is_err());
+    }
 
     #[test]
     fn lists_parse_and_print_the_same_way() {

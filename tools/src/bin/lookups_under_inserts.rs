@@ -19,6 +19,7 @@
 
 use clap::Parser;
 use paracache::{Cache, Lookup, Scope, Source};
+use paracache_tools::cli::Engine;
 use paracache_tools::dev_data::{DataArg, DevDir};
 use paracache_tools::embeddings::DIM;
 use paracache_tools::latency::{Latencies, percentile_us, timed};
@@ -46,6 +47,9 @@ struct Args {
     /// Rounds; each runs every rate's quiet and loaded phase.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// The graph engine: links (the crate's own, default) or hnsw-rs.
+    #[arg(long, default_value_t = Engine::default(), value_name = "links|hnsw-rs")]
+    graph_engine: Engine,
 }
 
 /// What one rate's phases measured, pooled over the rounds.
@@ -121,6 +125,7 @@ fn run() -> Result<(), String> {
     let cache: Cache<usize> = Cache::builder(DIM)
         .max_entries(10_000_000)
         .alias_hits(false)
+        .graph_engine(args.graph_engine.0)
         .build()
         .map_err(|e| e.to_string())?;
     let scope = Scope::global();

@@ -19,7 +19,7 @@
 
 use clap::Parser;
 use paracache::{Cache, Guards, Lookup, PairCheck, Scope, Source};
-use paracache_tools::cli::List;
+use paracache_tools::cli::{Engine, List};
 use paracache_tools::dev_data::{DataArg, DevDir};
 use paracache_tools::embeddings::DIM;
 use paracache_tools::latency::{Latencies, percentile_ns, timed};
@@ -52,6 +52,9 @@ struct Args {
     /// The semantic tier answers by exact scan (flat partitions only).
     #[arg(long)]
     brute_force: bool,
+    /// The graph engine: links (the crate's own, default) or hnsw-rs.
+    #[arg(long, default_value_t = Engine::default(), value_name = "links|hnsw-rs")]
+    graph_engine: Engine,
     /// Which false-hit guards run: all, none, or a list of numbers, negation, entities.
     #[arg(long, default_value = "all", value_name = "all|none|LIST")]
     guards: Guards,
@@ -185,7 +188,8 @@ fn build(args: &Args, data: &Data) -> Result<Cache<usize>, String> {
         .guards(args.guards)
         .pair_check(check_for(args)?)
         .alias_hits(!args.no_alias)
-        .background_rebuild(!args.inline_index);
+        .background_rebuild(!args.inline_index)
+        .graph_engine(args.graph_engine.0);
     if args.brute_force {
         builder = builder.exact_scan_limit(usize::MAX);
     }
@@ -381,6 +385,7 @@ fn run() -> Result<(), String> {
         "threshold": args.threshold,
         "scopes": args.scopes,
         "brute_force": args.brute_force,
+        "graph_engine": args.graph_engine.to_string(),
         "guards": format!("{:?}", args.guards),
         "pair_check": check_for(&args)?.map(|c| c.threshold()),
         "alias": !args.no_alias,

@@ -8,6 +8,7 @@
 
 use clap::Parser;
 use paracache::{Cache, Scope};
+use paracache_tools::cli::Engine;
 use paracache_tools::progress::{Progress, stage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,10 +24,14 @@ struct Args {
     #[arg(default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..)
     )]
     n: u64,
+    /// The graph engine of the restored cache: links (the crate's own, default) or hnsw-rs.
+    #[arg(long, default_value_t = Engine::default(), value_name = "links|hnsw-rs")]
+    graph_engine: Engine,
 }
 
 fn main() -> Result<(), paracache::Error> {
-    let n = Args::parse().n as usize;
+    let args = Args::parse();
+    let n = args.n as usize;
     let dir = std::env::temp_dir().join(format!("paracache-snapshot-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bench.snapshot");
@@ -65,6 +70,7 @@ fn main() -> Result<(), paracache::Error> {
     let t = Instant::now();
     let (restored, report) = Cache::<String>::builder(DIM)
         .max_entries(n as u64 * 2)
+        .graph_engine(args.graph_engine.0)
         .build_from_snapshot(&path)?;
     let load_serving_s = t.elapsed().as_secs_f64();
     restored.compact(); // waits for the background graph build
@@ -76,9 +82,10 @@ fn main() -> Result<(), paracache::Error> {
         (n as u64, n as u64, n as u64)
     );
     println!(
-        "{{\"entries\":{n},\"dimension\":{DIM},\"file_bytes\":{},\"bytes_per_entry\":{:.0},\"save_s\":{save_s:.3},\"load_flat_s\":{load_flat_s:.3},\"load_serving_s\":{load_serving_s:.3},\"load_graph_ready_s\":{load_graph_s:.3}}}",
+        "{{\"entries\":{n},\"dimension\":{DIM},\"file_bytes\":{},\"bytes_per_entry\":{:.0},\"save_s\":{save_s:.3},\"load_flat_s\":{load_flat_s:.3},\"load_serving_s\":{load_serving_s:.3},\"load_graph_ready_s\":{load_graph_s:.3},\"graph_engine\":\"{}\"}}",
         saved.bytes,
-        saved.bytes as f64 / n as f64
+        saved.bytes as f64 / n as f64,
+        args.graph_engine
     );
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -1,0 +1,519 @@
+//! The crate's own HNSW graph: hnswlib's algorithm over the segment's one copy of each vector.
+//!
+//! hnsw_rs keeps a second copy of every vector and links each neighbour through an `Arc` behind
+//! a lock; on real 384-d sentence embeddings it built ~400 entries a second per core here, and
+//! a 100k graph held ~3 KB per entry (BENCHMARKS.md). This graph holds the book's `Arc` of each
+//! vector (no copy), layer-0 links in one flat `u32` array with room for `2m` per slot, and the
+//! few upper-layer lists in a map. Construction is hnswlib's: a greedy descent through the upper
+//! layers, a beam search of width `ef_construction` on each layer the new point joins, neighbours
+//! kept by hnswlib's diversity heuristic, and reverse links pruned by the same heuristic.
+//!
+//! One writer at a time (the segment's indexer) and no reader: lookups search the
+//! [`super::frozen_graph::FrozenGraph`] exported from it, so the graph needs no atomics.
+
+use super::distance::similarity;
+use super::frozen_graph::{Best, ExportedPoint, GraphLinks, Visited};
+use super::hnsw_graph::AnnGraph;
+use parking_lot::Mutex;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// Layers above 0 a point may join. With `m` >= 2 a 16th layer is reached about once in 2^16
+/// points at the least; hnsw_rs caps at the same.
+const MAX_LEVEL: usize = 15;
+
+/// Points a bulk build adds between two checks that it is still wanted.
+const BUILD_CHUNK: usize = 1024;
+
+/// The graph behind a segment, built one point at a time by the segment's indexer.
+pub(crate) struct LinkGraph {
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Links kept per point on layers above 0 (layer 0 keeps twice as many).
+    m: usize,
+    ef_construction: usize,
+    /// `1 / ln(m)`: a point's level is `floor(-ln(u) * level_factor)` for uniform `u`.
+    level_factor: f64,
+    /// splitmix64 state: levels are drawn deterministically, so a build is reproducible.
+    rng: u64,
+    /// Every slot offered so far; `None` for a slot never inserted (it died before its turn).
+    vectors: Vec<Option<Arc<[f32]>>>,
+    links: Links,
+    /// Highest layer of each slot.
+    levels: Vec<u8>,
+    /// `1 + ` the slot whose insertion last changed this slot's links (0: never changed), so an
+    /// export can re-read exactly the points changed since a given slot count.
+    changed_at: Vec<u32>,
+    entry: Option<u32>,
+    top: usize,
+    visited: Visited,
+}
+
+/// Neighbour lists: layer 0 flat, `2m` places per slot; upper layers per slot that has them.
+struct Links {
+    m0: usize,
+    layer0: Vec<u32>,
+    len0: Vec<u16>,
+    /// `upper[&slot][l - 1]` lists `slot`'s neighbours on layer `l`.
+    upper: HashMap<u32, Box<[Vec<u32>]>>,
+}
+
+impl Links {
+    fn get(&self, slot: u32, layer: usize) -> &[u32] {
+        if layer == 0 {
+            let s = slot as usize;
+            let len = self.len0.get(s).map_or(0, |&l| l as usize);
+            self.layer0
+                .get(s * self.m0..s * self.m0 + len)
+                .unwrap_or(&[])
+        } else {
+            self.upper
+                .get(&slot)
+                .and_then(|ls| ls.get(layer - 1))
+                .map_or(&[], |l| &l[..])
+        }
+    }
+
+    fn set(&mut self, slot: u32, layer: usize, list: &[u32]) {
+        if layer == 0 {
+            let s = slot as usize;
+            let len = list.len().min(self.m0);
+            if let Some(place) = self.layer0.get_mut(s * self.m0..s * self.m0 + len) {
+                place.copy_from_slice(&list[..len]);
+                self.len0[s] = len as u16;
+            }
+        } else if let Some(l) = self
+            .upper
+            .get_mut(&slot)
+            .and_then(|ls| ls.get_mut(layer - 1))
+        {
+            l.clear();
+            l.extend_from_slice(list);
+        }
+    }
+}
+
+impl LinkGraph {
+    /// A graph keeping `m` links per point (`2m` on layer 0), built with beam `ef_construction`.
+    pub(crate) fn new(m: usize, ef_construction: usize, expected: usize) -> Self {
+        let m = m.clamp(2, u16::MAX as usize / 2);
+        let expected = expected.min(1 << 20);
+        LinkGraph {
+            state: Mutex::new(State {
+                m,
+                ef_construction: ef_construction.max(m),
+                level_factor: 1.0 / (m as f64).ln(),
+                rng: 0x9E37_79B9_7F4A_7C15,
+                vectors: Vec::with_capacity(expected),
+                links: Links {
+                    m0: 2 * m,
+                    layer0: Vec::with_capacity(expected * 2 * m),
+                    len0: Vec::with_capacity(expected),
+                    upper: HashMap::new(),
+                },
+                levels: Vec::with_capacity(expected),
+                changed_at: Vec::with_capacity(expected),
+                entry: None,
+                top: 0,
+                visited: Visited::default(),
+            }),
+        }
+    }
+}
+
+impl AnnGraph for LinkGraph {
+    fn insert(&self, vector: &Arc<[f32]>, slot: usize) -> bool {
+        let Ok(slot) = u32::try_from(slot) else {
+            return false;
+        };
+        let mut state = self.state.lock();
+        // Nothing here should panic; if something did, the cache falls back to its exact scan
+        // for this slot instead of unwinding into the caller.
+        catch_unwind(AssertUnwindSafe(|| state.insert(vector, slot))).unwrap_or(false)
+    }
+
+    fn insert_batch(&self, items: &[(Arc<[f32]>, usize)], cancelled: &dyn Fn() -> bool) -> bool {
+        let mut all = true;
+        for chunk in items.chunks(BUILD_CHUNK) {
+            if cancelled() {
+                return false;
+            }
+            for (v, slot) in chunk {
+                all &= self.insert(v, *slot);
+            }
+        }
+        all
+    }
+
+    fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks> {
+        let state = self.state.lock();
+        catch_unwind(AssertUnwindSafe(|| state.export(since, copy_vector))).ok()
+    }
+}
+
+impl State {
+    fn next_level(&mut self) -> usize {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // Uniform in (0, 1]: never ln(0).
+        let u = ((z >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        ((-u.ln() * self.level_factor) as usize).min(MAX_LEVEL)
+    }
+
+    /// Make room for `slot` in every per-slot array.
+    fn grow_to(&mut self, slot: usize) {
+        if self.vectors.len() <= slot {
+            self.vectors.resize(slot + 1, None);
+            self.levels.resize(slot + 1, 0);
+            self.changed_at.resize(slot + 1, 0);
+            self.links.len0.resize(slot + 1, 0);
+            self.links.layer0.resize((slot + 1) * self.links.m0, 0);
+        }
+    }
+
+    fn insert(&mut self, vector: &Arc<[f32]>, slot: u32) -> bool {
+        let s = slot as usize;
+        if self.vectors.get(s).is_some_and(Option::is_some) {
+            return false;
+        }
+        self.grow_to(s);
+        let level = self.next_level();
+        self.vectors[s] = Some(vector.clone());
+        self.levels[s] = level as u8;
+        self.changed_at[s] = slot + 1;
+        if level > 0 {
+            self.links
+                .upper
+                .insert(slot, vec![Vec::new(); level].into_boxed_slice());
+        }
+        let Some(entry) = self.entry else {
+            (self.entry, self.top) = (Some(slot), level);
+            return true;
+        };
+        let q: &[f32] = vector;
+        let mut cur = Best(self.sim(q, entry), entry);
+        for layer in (level + 1..=self.top).rev() {
+            cur = self.greedy(q, cur, layer);
+        }
+        let mut starts = vec![cur];
+        for layer in (0..=level.min(self.top)).rev() {
+            let found = search_layer(
+                &self.links,
+                &self.vectors,
+                &mut self.visited,
+                q,
+                &starts,
+                self.ef_construction,
+                layer,
+            );
+            let chosen = self.diverse(&found, self.m);
+            let ids: Vec<u32> = chosen.iter().map(|b| b.1).collect();
+            self.links.set(slot, layer, &ids);
+            for b in &chosen {
+                self.link_back(b.1, slot, b.0, layer);
+            }
+            starts = found;
+        }
+        if level > self.top {
+            (self.entry, self.top) = (Some(slot), level);
+        }
+        true
+    }
+
+    fn sim(&self, q: &[f32], slot: u32) -> f32 {
+        match self.vectors.get(slot as usize) {
+            Some(Some(v)) => similarity(q, v),
+            _ => -1.0,
+        }
+    }
+
+    /// Walk `layer` from `cur` to a local best for `q`.
+    fn greedy(&self, q: &[f32], mut cur: Best, layer: usize) -> Best {
+        loop {
+            let mut moved = false;
+            for &n in self.links.get(cur.1, layer) {
+                let s = self.sim(q, n);
+                if s > cur.0 {
+                    (cur, moved) = (Best(s, n), true);
+                }
+            }
+            if !moved {
+                return cur;
+            }
+        }
+    }
+
+    /// hnswlib's heuristic: take candidates best first, keeping one only if it is closer to the
+    /// query than to every one kept, so the links point in different directions.
+    fn diverse(&self, candidates: &[Best], m: usize) -> Vec<Best> {
+        let mut kept: Vec<Best> = Vec::with_capacity(m);
+        for c in candidates {
+            if kept.len() >= m {
+                break;
+            }
+            let Some(Some(cv)) = self.vectors.get(c.1 as usize) else {
+                continue;
+            };
+            if kept.iter().all(|r| self.sim(cv, r.1) <= c.0) {
+                kept.push(*c);
+            }
+        }
+        kept
+    }
+
+    /// Add `new` to `to`'s list on `layer` (`sim` apart); a full list is re-chosen by the
+    /// heuristic among its links and `new`.
+    fn link_back(&mut self, to: u32, new: u32, sim: f32, layer: usize) {
+        let cap = if layer == 0 { self.links.m0 } else { self.m };
+        let current = self.links.get(to, layer);
+        if current.contains(&new) {
+            return;
+        }
+        let list: Vec<u32> = if current.len() < cap {
+            let mut l = current.to_vec();
+            l.push(new);
+            l
+        } else {
+            let Some(Some(tv)) = self.vectors.get(to as usize) else {
+                return;
+            };
+            let tv = tv.clone();
+            let mut candidates: Vec<Best> = current
+                .iter()
+                .map(|&n| Best(self.sim(&tv, n), n))
+                .chain(std::iter::once(Best(sim, new)))
+                .collect();
+            candidates.sort_unstable_by(|a, b| b.cmp(a));
+            self.diverse(&candidates, cap).iter().map(|b| b.1).collect()
+        };
+        self.links.set(to, layer, &list);
+        if let Some(c) = self.changed_at.get_mut(to as usize) {
+            *c = new + 1;
+        }
+    }
+
+    fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> GraphLinks {
+        let points = self
+            .vectors
+            .iter()
+            .enumerate()
+            .filter(|(slot, v)| {
+                v.is_some() && (*slot >= since || self.changed_at[*slot] as usize > since)
+            })
+            .map(|(slot, v)| ExportedPoint {
+                slot: slot as u32,
+                layers: (0..=self.levels[slot] as usize)
+                    .map(|l| self.links.get(slot as u32, l).to_vec())
+                    .collect(),
+                vector: v.clone().filter(|_| copy_vector(slot)),
+            })
+            .collect();
+        GraphLinks {
+            points,
+            entry: self.entry,
+        }
+    }
+}
+
+/// The `ef` points most similar to `q` that a beam search of `layer` from `starts` finds, best
+/// first.
+fn search_layer(
+    links: &Links,
+    vectors: &[Option<Arc<[f32]>>],
+    visited: &mut Visited,
+    q: &[f32],
+    starts: &[Best],
+    ef: usize,
+    layer: usize,
+) -> Vec<Best> {
+    visited.reset(vectors.len());
+    let mut frontier: BinaryHeap<Best> = BinaryHeap::with_capacity(ef * 2);
+    let mut best: BinaryHeap<Reverse<Best>> = BinaryHeap::with_capacity(ef + 1);
+    for &b in starts {
+        if visited.insert(b.1) {
+            frontier.push(b);
+            best.push(Reverse(b));
+            if best.len() > ef {
+                best.pop();
+            }
+        }
+    }
+    while let Some(c) = frontier.pop() {
+        if best.len() >= ef && best.peek().is_some_and(|w| c.0 < w.0.0) {
+            break;
+        }
+        for &n in links.get(c.1, layer) {
+            if !visited.insert(n) {
+                continue;
+            }
+            let Some(Some(v)) = vectors.get(n as usize) else {
+                continue;
+            };
+            let s = similarity(q, v);
+            if best.len() < ef || best.peek().is_some_and(|w| s > w.0.0) {
+                frontier.push(Best(s, n));
+                best.push(Reverse(Best(s, n)));
+                if best.len() > ef {
+                    best.pop();
+                }
+            }
+        }
+    }
+    let mut out: Vec<Best> = best.into_iter().map(|Reverse(b)| b).collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Deterministic unit vectors in clusters, like sentence embeddings of related prompts.
+    fn clustered(n: usize, dim: usize, seed: u64) -> Vec<Arc<[f32]>> {
+        let mut s = seed;
+        let mut next = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let centres: Vec<Vec<f32>> = (0..n / 20 + 1)
+            .map(|_| (0..dim).map(|_| next()).collect())
+            .collect();
+        (0..n)
+            .map(|i| {
+                let c = &centres[i % centres.len()];
+                let v: Vec<f32> = c.iter().map(|x| x + 0.35 * next()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                Arc::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())
+            })
+            .collect()
+    }
+
+    fn built(vectors: &[Arc<[f32]>]) -> LinkGraph {
+        let g = LinkGraph::new(8, 64, vectors.len());
+        let items: Vec<(Arc<[f32]>, usize)> = vectors
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect();
+        assert!(g.insert_batch(&items, &|| false));
+        g
+    }
+
+    /// Every point's links by slot, as an export lists them.
+    fn by_slot(links: GraphLinks) -> BTreeMap<u32, Vec<Vec<u32>>> {
+        links
+            .points
+            .into_iter()
+            .map(|p| (p.slot, p.layers))
+            .collect()
+    }
+
+    /// The best slot for `q` that a beam of `ef` finds, descending as a lookup does.
+    fn nearest(g: &LinkGraph, q: &[f32], ef: usize) -> Option<u32> {
+        let mut st = g.state.lock();
+        let entry = st.entry?;
+        let mut cur = Best(st.sim(q, entry), entry);
+        for layer in (1..=st.top).rev() {
+            cur = st.greedy(q, cur, layer);
+        }
+        let st = &mut *st;
+        let found = search_layer(&st.links, &st.vectors, &mut st.visited, q, &[cur], ef, 0);
+        found.first().map(|b| b.1)
+    }
+
+    #[test]
+    fn finds_the_exact_nearest_neighbour_for_nearly_every_query() {
+        let vectors = clustered(3000, 32, 7);
+        let g = built(&vectors[..2500]);
+        let mut right = 0;
+        for q in &vectors[2500..] {
+            let exact = (0..2500)
+                .max_by(|&a, &b| similarity(q, &vectors[a]).total_cmp(&similarity(q, &vectors[b])))
+                .unwrap() as u32;
+            right += usize::from(nearest(&g, q, 64) == Some(exact));
+        }
+        assert!(right >= 490, "recall@1 {right}/500");
+    }
+
+    #[test]
+    fn lists_stay_within_their_caps_and_point_at_inserted_slots() {
+        let vectors = clustered(1500, 16, 3);
+        let g = LinkGraph::new(6, 40, 0);
+        // Every third slot died before its turn and is never offered.
+        for (i, v) in vectors.iter().enumerate().filter(|(i, _)| i % 3 != 1) {
+            assert!(g.insert(v, i));
+        }
+        assert!(!g.insert(&vectors[0], 0), "a slot goes in once");
+        let links = by_slot(g.export(0, &|_| false).unwrap());
+        assert_eq!(links.len(), 1000);
+        for (slot, layers) in &links {
+            assert_ne!(slot % 3, 1);
+            for (layer, list) in layers.iter().enumerate() {
+                let cap = if layer == 0 { 12 } else { 6 };
+                assert!(
+                    list.len() <= cap,
+                    "slot {slot} layer {layer}: {}",
+                    list.len()
+                );
+                for n in list {
+                    assert_ne!(n, slot);
+                    assert!(links[n].len() > layer, "{n} is not on layer {layer}");
+                }
+            }
+        }
+        assert!(links.values().all(|l| !l[0].is_empty()));
+    }
+
+    #[test]
+    fn an_incremental_export_brings_a_full_one_up_to_date() {
+        let vectors = clustered(1200, 16, 11);
+        let g = built(&vectors[..800]);
+        let mut view = by_slot(g.export(0, &|_| false).unwrap());
+        for (i, v) in vectors.iter().enumerate().skip(800) {
+            assert!(g.insert(v, i));
+        }
+        let fresh = g.export(800, &|slot| slot >= 1000).unwrap();
+        assert!(
+            fresh
+                .points
+                .iter()
+                .all(|p| p.vector.is_some() == (p.slot >= 1000))
+        );
+        assert!(fresh.points.len() < 1200, "only the changed points");
+        view.extend(by_slot(fresh));
+        assert_eq!(view, by_slot(g.export(0, &|_| false).unwrap()));
+    }
+
+    #[test]
+    fn a_cancelled_build_stops_and_an_empty_graph_exports_nothing() {
+        let g = LinkGraph::new(8, 32, 0);
+        let e = g.export(0, &|_| true).unwrap();
+        assert!(e.points.is_empty() && e.entry.is_none());
+        let vectors = clustered(3000, 8, 5);
+        let items: Vec<(Arc<[f32]>, usize)> = vectors
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect();
+        assert!(!g.insert_batch(&items, &|| true));
+        assert!(g.export(0, &|_| false).unwrap().points.is_empty());
+    }
+
+    #[test]
+    fn an_out_of_range_slot_is_refused() {
+        let g = LinkGraph::new(8, 32, 0);
+        assert!(!g.insert(&Arc::from(vec![1.0f32, 0.0]), u32::MAX as usize + 1));
+    }
+}

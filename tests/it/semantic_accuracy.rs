@@ -2,7 +2,7 @@
 //! paraphrase hits are real nearest neighbours, and dead candidates that must not hide live ones.
 
 use crate::support::{self, brute_best, clustered, fixed, jitter, random_unit};
-use paracache::{Cache, CacheBuilder, Guards, Scope};
+use paracache::{Cache, CacheBuilder, GraphEngine, Guards, Scope};
 
 const DIM: usize = 48;
 const THRESHOLD: f32 = 0.90;
@@ -26,14 +26,17 @@ fn filled_graph_cache(builder: CacheBuilder<usize>, data: &[Vec<f32>]) -> Cache<
 }
 
 /// Builds a graph-backed cache over `data` and compares decisions for paraphrase and novel queries.
-fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
+fn decisions_match_exact_scan(seed: u64, adaptive: bool, engine: GraphEngine) {
     let data = clustered(seed, 1_000, 8, DIM, 0.06);
     let cache = filled_graph_cache(
         Cache::builder(DIM)
             .adaptive_search(adaptive)
+            .graph_engine(engine)
             .guards(Guards::none()),
         &data,
     );
+    assert_eq!(cache.graph_engine(), engine);
+    assert!(cache.stats().rebuilds > 0, "promoted to a graph");
     let s = Scope::global();
     let mut rng = support::rng(seed ^ 0xabc);
     let (mut agree, mut hits, mut top1, mut n, mut close) = (0, 0, 0, 0, 0);
@@ -75,7 +78,7 @@ fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
     let agreement = agree as f64 / n as f64;
     let recall1 = top1 as f64 / hits.max(1) as f64;
     eprintln!(
-        "seed {seed} adaptive {adaptive}: agreement {agreement:.4}, recall@1 on hits {recall1:.4} ({hits} hits, {close} queries within 0.03 of the threshold)"
+        "seed {seed} adaptive {adaptive} {engine:?}: agreement {agreement:.4}, recall@1 on hits {recall1:.4} ({hits} hits, {close} queries within 0.03 of the threshold)"
     );
     assert!(hits > 300, "the workload must exercise hits: {hits}");
     assert!(
@@ -91,12 +94,18 @@ fn decisions_match_exact_scan(seed: u64, adaptive: bool) {
 
 #[test]
 fn graph_decisions_match_exact_scan_adaptive() {
-    decisions_match_exact_scan(7, true);
+    decisions_match_exact_scan(7, true, GraphEngine::Links);
 }
 
 #[test]
 fn graph_decisions_match_exact_scan_full_ef() {
-    decisions_match_exact_scan(11, false);
+    decisions_match_exact_scan(11, false, GraphEngine::Links);
+}
+
+#[test]
+fn hnsw_rs_graph_decisions_match_exact_scan() {
+    decisions_match_exact_scan(7, true, GraphEngine::HnswRs);
+    decisions_match_exact_scan(11, false, GraphEngine::HnswRs);
 }
 
 /// Kill the nearest neighbours of a query in a graph partition: the live one behind them is found.

@@ -27,6 +27,8 @@ pub(crate) struct IndexTotals {
     pub(crate) dead: u64,
     /// Slots not yet linked into their graph.
     pub(crate) pending: u64,
+    /// Scopes whose graph was restored from a snapshot's links.
+    pub(crate) restored: u64,
 }
 
 impl Partitions {
@@ -111,6 +113,7 @@ impl Partitions {
                 t.live += l as u64;
                 t.dead += d as u64;
                 t.pending += seg.backlog() as u64;
+                t.restored += u64::from(p.is_restored());
             }
         }
         t

@@ -61,6 +61,10 @@ pub struct Stats {
     /// yet: lookups find them by exact scan meanwhile. Bounded near 256 per partition (an
     /// insert waits beyond that); [`Cache::compact`](crate::Cache::compact) indexes them at once.
     pub index_pending: u64,
+    /// Scopes whose graph was linked from the links a snapshot saved instead of being rebuilt
+    /// ([`CacheBuilder::build_from_snapshot`](crate::CacheBuilder::build_from_snapshot)), until
+    /// their next rebuild.
+    pub graphs_restored: u64,
     /// Partition rebuilds completed (compactions and flat-to-graph promotions).
     pub rebuilds: u64,
     /// Periodic snapshots written.
@@ -117,6 +121,7 @@ impl Counters {
             index_live: index.live,
             index_dead: index.dead,
             index_pending: index.pending,
+            graphs_restored: index.restored,
             rebuilds: self.rebuilds.load(Relaxed),
             snapshots_saved: self.snapshots_saved.load(Relaxed),
             snapshot_errors: self.snapshot_errors.load(Relaxed),

@@ -14,8 +14,30 @@ pub(crate) fn builder() -> CacheBuilder<String> {
 pub(crate) fn check(data: &[u8]) {
     loads_or_refuses(data);
     // Checksums stop almost every mutation at the frame; also frame the bytes correctly as one
-    // record, so the record decoder itself meets arbitrary input.
+    // record, and as the graphs item, so both decoders themselves meet arbitrary input.
     loads_or_refuses(&framed_as_one_record(data));
+    loads_or_refuses(&framed_as_graphs_item(data));
+}
+
+/// A snapshot file of the current format with no record and `item` as its graphs item (the
+/// saved graph links), with valid checksums.
+pub(crate) fn framed_as_graphs_item(item: &[u8]) -> Vec<u8> {
+    let empty = builder()
+        .build()
+        .and_then(|c| c.to_snapshot_bytes())
+        .expect("an empty cache saves");
+    // An empty cache's file is its header, then the 24-byte footer.
+    let mut f = empty[..empty.len() - 24].to_vec();
+    let start = f.len();
+    f.extend_from_slice(&(item.len() as u32).to_le_bytes());
+    f.extend_from_slice(item);
+    let crc = crc32(&f[start..]);
+    let payload_len = (f.len() - start) as u64;
+    f.extend_from_slice(&0u64.to_le_bytes());
+    f.extend_from_slice(&payload_len.to_le_bytes());
+    f.extend_from_slice(&crc.to_le_bytes());
+    f.extend_from_slice(b"PEND");
+    f
 }
 
 fn loads_or_refuses(data: &[u8]) {

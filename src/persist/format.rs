@@ -1,9 +1,10 @@
-//! The snapshot file format, version 2 (version 1 is still read). All integers little-endian.
+//! The snapshot file format, version 3 (versions 1 and 2 are still read). All integers
+//! little-endian.
 //!
 //! ```text
 //! header (52 bytes; version 1: the first 28, then its CRC32 at 28..32, 32 bytes in all)
 //!   0..8    magic            b"PARACACH"
-//!   8..12   format version   u32 = 2
+//!   8..12   format version   u32 = 3
 //!   12..16  flags            u32, must be 0
 //!   16..20  dimension        u32
 //!   20..28  saved at         u64, Unix nanoseconds
@@ -12,6 +13,8 @@
 //!   48..52  CRC32 of bytes 0..48
 //! payload (payload_len bytes): records, each
 //!   u32 length, then that many bytes of one bincode-2 (standard config, serde) record
+//!   then, in version 3 and only where some scope has a graph, one more item of the same form:
+//!   the graphs' links (bincode of a list of `SavedGraph`, src/vector/saved_graph.rs)
 //! footer (24 bytes)
 //!   entry count  u64
 //!   payload_len  u64
@@ -26,7 +29,9 @@ use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: &[u8; 8] = b"PARACACH";
 pub(crate) const END_MAGIC: &[u8; 4] = b"PEND";
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
+/// Version 2: version 3's layout without the graphs item.
+const V2: u32 = 2;
 pub(crate) const HEADER_LEN: usize = 52;
 const V1_HEADER_LEN: usize = 32;
 pub(crate) const FOOTER_LEN: usize = 24;
@@ -99,8 +104,16 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Check the whole file and split its payload into record slices.
-pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
+/// A checked file: its header, its records, and the graphs item if it has one.
+#[derive(Debug)]
+pub(crate) struct Decoded<'a> {
+    pub(crate) header: Header,
+    pub(crate) records: Vec<&'a [u8]>,
+    pub(crate) graphs: Option<&'a [u8]>,
+}
+
+/// Check the whole file and split its payload into record slices (and the graphs item).
+pub(crate) fn decode(file: &[u8]) -> Result<Decoded<'_>> {
     if file.len() < V1_HEADER_LEN + FOOTER_LEN {
         return Err(corrupt("file shorter than header and footer"));
     }
@@ -110,7 +123,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
     let version = u32_at(file, 8);
     let header_len = match version {
         1 => V1_HEADER_LEN,
-        VERSION => HEADER_LEN,
+        V2 | VERSION => HEADER_LEN,
         _ => {
             // Only trust the number once some header checksum vouches for it.
             let v1_ok = crc32fast::hash(&file[..28]) == u32_at(file, 28);
@@ -136,7 +149,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
     if u32_at(head, 12) != 0 {
         return Err(corrupt("unknown header flags"));
     }
-    let value_type = (version == VERSION).then(|| {
+    let value_type = (version >= V2).then(|| {
         let mut name_md5 = [0u8; 16];
         name_md5.copy_from_slice(&head[28..44]);
         ValueType {
@@ -175,10 +188,20 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
         records.push(&rest[4..4 + len]);
         rest = &rest[4 + len..];
     }
+    // One item beyond the counted records is the graphs item, which only version 3 has.
+    let graphs = if version == VERSION && records.len() as u64 == count.saturating_add(1) {
+        records.pop()
+    } else {
+        None
+    };
     if records.len() as u64 != count {
         return Err(corrupt("record count does not match the footer"));
     }
-    Ok((header, records))
+    Ok(Decoded {
+        header,
+        records,
+        graphs,
+    })
 }
 
 #[cfg(test)]
@@ -193,28 +216,37 @@ mod tests {
         }
     }
 
-    fn file(records: &[&[u8]]) -> Vec<u8> {
+    /// A file of `items`, the first `count` of them counted as records, in format `version`.
+    fn file_of(version: u32, items: &[&[u8]], count: usize) -> Vec<u8> {
         let mut payload = Vec::new();
-        for r in records {
+        for r in items {
             payload.extend_from_slice(&(r.len() as u32).to_le_bytes());
             payload.extend_from_slice(r);
         }
         let mut f = encode_header(header()).to_vec();
+        f[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32fast::hash(&f[..48]);
+        f[48..52].copy_from_slice(&crc.to_le_bytes());
         f.extend_from_slice(&payload);
         f.extend_from_slice(&encode_footer(
-            records.len() as u64,
+            count as u64,
             payload.len() as u64,
             crc32fast::hash(&payload),
         ));
         f
     }
 
+    fn file(records: &[&[u8]]) -> Vec<u8> {
+        file_of(VERSION, records, records.len())
+    }
+
     #[test]
     fn round_trip() {
         let f = file(&[b"abc", b"", b"de"]);
-        let (h, recs) = decode(&f).unwrap();
-        assert_eq!(h, header());
-        assert_eq!(recs, vec![&b"abc"[..], b"", b"de"]);
+        let d = decode(&f).unwrap();
+        assert_eq!(d.header, header());
+        assert_eq!(d.records, vec![&b"abc"[..], b"", b"de"]);
+        assert_eq!(d.graphs, None);
         assert_ne!(ValueType::of::<String>(4), ValueType::of::<Vec<u64>>(4));
         assert_ne!(ValueType::of::<u64>(0), ValueType::of::<i64>(0));
         assert_ne!(ValueType::of::<u64>(0), ValueType::of::<u64>(1));
@@ -233,9 +265,32 @@ mod tests {
         let payload = [1u8, 0, 0, 0, b'x'];
         f.extend_from_slice(&payload);
         f.extend_from_slice(&encode_footer(1, 5, crc32fast::hash(&payload)));
-        let (h, recs) = decode(&f).unwrap();
-        assert_eq!((h.dimension, h.saved_at_ns, h.value_type), (3, 7, None));
-        assert_eq!(recs, vec![&b"x"[..]]);
+        let d = decode(&f).unwrap();
+        assert_eq!((d.header.dimension, d.header.saved_at_ns), (3, 7));
+        assert_eq!(d.header.value_type, None);
+        assert_eq!(d.records, vec![&b"x"[..]]);
+    }
+
+    #[test]
+    fn one_item_beyond_the_records_is_the_graphs_item_in_version_3_only() {
+        let v3 = file_of(VERSION, &[b"a", b"b", b"links"], 2);
+        let d = decode(&v3).unwrap();
+        assert_eq!(d.records, vec![&b"a"[..], b"b"]);
+        assert_eq!(d.graphs, Some(&b"links"[..]));
+        // Version 2 (same layout, no graphs item) still reads, and has no such item.
+        let v2 = file_of(V2, &[b"a", b"b"], 2);
+        let d = decode(&v2).unwrap();
+        assert_eq!((d.records.len(), d.graphs), (2, None));
+        assert_eq!(d.header, header());
+        for (version, items, count) in [(V2, 3, 2), (VERSION, 4, 2), (VERSION, 1, 2)] {
+            let items: Vec<&[u8]> = vec![b"x"; items];
+            let err = decode(&file_of(version, &items, count)).unwrap_err();
+            assert_eq!(
+                err,
+                corrupt("record count does not match the footer"),
+                "v{version}"
+            );
+        }
     }
 
     #[test]
@@ -255,15 +310,12 @@ mod tests {
 
     #[test]
     fn future_version_is_named_as_such() {
-        let mut f = file(&[]);
-        f[8..12].copy_from_slice(&3u32.to_le_bytes());
-        let crc = crc32fast::hash(&f[..48]);
-        f[48..52].copy_from_slice(&crc.to_le_bytes());
+        let f = file_of(VERSION + 1, &[], 0);
         assert_eq!(
             decode(&f).unwrap_err(),
             Error::UnsupportedSnapshotVersion {
-                found: 3,
-                supported: 2
+                found: VERSION + 1,
+                supported: VERSION
             }
         );
     }

@@ -6,6 +6,8 @@
 
 use super::distance::SimdCosine;
 use super::frozen_graph::{ExportedPoint, GraphLinks};
+use super::saved_graph::SavedGraph;
+use crate::key::Key;
 use hnsw_rs::hnsw::{Hnsw, Point};
 use parking_lot::Mutex;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,6 +27,10 @@ pub(crate) trait AnnGraph: Send + Sync {
     /// neighbours. `since == 0` exports every point. Call with no insert in flight. `None` on
     /// failure.
     fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks>;
+    /// The links for a snapshot, nodes named by `key_of(slot)` (`None`: a dead slot), or `None`
+    /// where the engine cannot restore links (the caller's scope then rebuilds on load). Call
+    /// with no insert in flight.
+    fn save(&self, key_of: &dyn Fn(usize) -> Option<Key>) -> Option<SavedGraph>;
 }
 
 /// hnsw_rs with simsimd cosine.
@@ -82,6 +88,11 @@ impl AnnGraph for HnswGraph {
             self.inner.insert_slice((&**vector, slot))
         }))
         .is_ok()
+    }
+
+    fn save(&self, _key_of: &dyn Fn(usize) -> Option<Key>) -> Option<SavedGraph> {
+        // hnsw_rs can only load its own two-file dump, not links handed to it.
+        None
     }
 
     fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks> {

@@ -14,6 +14,8 @@
 use super::distance::similarity;
 use super::frozen_graph::{Best, ExportedPoint, GraphLinks, Visited};
 use super::hnsw_graph::AnnGraph;
+use super::saved_graph::{SavedGraph, SavedNode};
+use crate::key::Key;
 use parking_lot::Mutex;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,7 +24,12 @@ use std::sync::Arc;
 
 /// Layers above 0 a point may join. With `m` >= 2 a 16th layer is reached about once in 2^16
 /// points at the least; hnsw_rs caps at the same.
-const MAX_LEVEL: usize = 15;
+const MAX_LEVEL: usize = super::saved_graph::MAX_LAYERS - 1;
+
+/// Share of a saved graph's nodes that must find their entry again for the links to be reused:
+/// each missing node takes its links with it, and past a quarter of them a rebuild is the
+/// safer graph.
+const MIN_RESTORED: f64 = 0.75;
 
 /// Points a bulk build adds between two checks that it is still wanted.
 const BUILD_CHUNK: usize = 1024;
@@ -100,27 +107,97 @@ impl Links {
 impl LinkGraph {
     /// A graph keeping `m` links per point (`2m` on layer 0), built with beam `ef_construction`.
     pub(crate) fn new(m: usize, ef_construction: usize, expected: usize) -> Self {
+        LinkGraph {
+            state: Mutex::new(State::new(m, ef_construction, expected)),
+        }
+    }
+
+    /// The graph `saved` describes, over the slots `slot_of` gives its nodes' keys (`vectors[slot]`
+    /// is that slot's vector), with no distance computed. Nodes without a slot are left out with
+    /// their links. `None` (the caller builds afresh) if the graph was built with another `m`, or
+    /// fewer than [`MIN_RESTORED`] of its nodes have a slot. `saved` must have passed
+    /// [`SavedGraph::check`].
+    pub(crate) fn restore(
+        m: usize,
+        ef_construction: usize,
+        saved: &SavedGraph,
+        slot_of: &dyn Fn(&Key) -> Option<usize>,
+        vectors: &[Arc<[f32]>],
+    ) -> Option<Self> {
+        if saved.m as usize != m || saved.check().is_err() {
+            return None;
+        }
+        let mut taken = vec![false; vectors.len()];
+        let slots: Vec<Option<u32>> = saved
+            .nodes
+            .iter()
+            .map(|n| {
+                let slot = slot_of(n.key.as_ref()?).filter(|&s| s < vectors.len())?;
+                // Two nodes under one key (never saved so): the first keeps the slot.
+                (!std::mem::replace(&mut taken[slot], true)).then_some(slot as u32)
+            })
+            .collect();
+        let kept = slots.iter().flatten().count();
+        if kept == 0 || (kept as f64) < MIN_RESTORED * saved.nodes.len() as f64 {
+            return None;
+        }
+        let mut st = State::new(m, ef_construction, vectors.len());
+        if let Some(&last) = slots.iter().flatten().max() {
+            st.grow_to(last as usize);
+        }
+        for (node, slot) in saved.nodes.iter().zip(&slots) {
+            let Some(slot) = *slot else { continue };
+            let s = slot as usize;
+            let level = node.layers.len() - 1;
+            st.vectors[s] = Some(vectors[s].clone());
+            st.levels[s] = level as u8;
+            if level > 0 {
+                st.links
+                    .upper
+                    .insert(slot, vec![Vec::new(); level].into_boxed_slice());
+            }
+            for (layer, list) in node.layers.iter().enumerate() {
+                let mapped: Vec<u32> = list.iter().filter_map(|&n| slots[n as usize]).collect();
+                st.links.set(slot, layer, &mapped);
+            }
+            if st
+                .entry
+                .is_none_or(|e| level > st.levels[e as usize] as usize)
+            {
+                (st.entry, st.top) = (Some(slot), level);
+            }
+        }
+        // The saved entry, if its entry is still there; else the highest node left (above).
+        if let Some(Some(e)) = slots.get(saved.entry as usize) {
+            (st.entry, st.top) = (Some(*e), st.levels[*e as usize] as usize);
+        }
+        Some(LinkGraph {
+            state: Mutex::new(st),
+        })
+    }
+}
+
+impl State {
+    fn new(m: usize, ef_construction: usize, expected: usize) -> Self {
         let m = m.clamp(2, u16::MAX as usize / 2);
         let expected = expected.min(1 << 20);
-        LinkGraph {
-            state: Mutex::new(State {
-                m,
-                ef_construction: ef_construction.max(m),
-                level_factor: 1.0 / (m as f64).ln(),
-                rng: 0x9E37_79B9_7F4A_7C15,
-                vectors: Vec::with_capacity(expected),
-                links: Links {
-                    m0: 2 * m,
-                    layer0: Vec::with_capacity(expected * 2 * m),
-                    len0: Vec::with_capacity(expected),
-                    upper: HashMap::new(),
-                },
-                levels: Vec::with_capacity(expected),
-                changed_at: Vec::with_capacity(expected),
-                entry: None,
-                top: 0,
-                visited: Visited::default(),
-            }),
+        State {
+            m,
+            ef_construction: ef_construction.max(m),
+            level_factor: 1.0 / (m as f64).ln(),
+            rng: 0x9E37_79B9_7F4A_7C15,
+            vectors: Vec::with_capacity(expected),
+            links: Links {
+                m0: 2 * m,
+                layer0: Vec::with_capacity(expected * 2 * m),
+                len0: Vec::with_capacity(expected),
+                upper: HashMap::new(),
+            },
+            levels: Vec::with_capacity(expected),
+            changed_at: Vec::with_capacity(expected),
+            entry: None,
+            top: 0,
+            visited: Visited::default(),
         }
     }
 }
@@ -153,6 +230,13 @@ impl AnnGraph for LinkGraph {
         let state = self.state.lock();
         catch_unwind(AssertUnwindSafe(|| state.export(since, copy_vector))).ok()
     }
+
+    fn save(&self, key_of: &dyn Fn(usize) -> Option<Key>) -> Option<SavedGraph> {
+        let state = self.state.lock();
+        catch_unwind(AssertUnwindSafe(|| state.save(key_of)))
+            .ok()
+            .flatten()
+    }
 }
 
 impl State {
@@ -180,8 +264,9 @@ impl State {
 
     fn insert(&mut self, vector: &Arc<[f32]>, slot: u32) -> bool {
         let s = slot as usize;
-        if self.vectors.get(s).is_some_and(Option::is_some) {
-            return false;
+        if let Some(Some(v)) = self.vectors.get(s) {
+            // Already linked (a restored graph): the same vector is a no-op, another a refusal.
+            return Arc::ptr_eq(v, vector) || **v == **vector;
         }
         self.grow_to(s);
         let level = self.next_level();
@@ -297,6 +382,37 @@ impl State {
         if let Some(c) = self.changed_at.get_mut(to as usize) {
             *c = new + 1;
         }
+    }
+
+    /// Nodes in slot order, links as node indices; `None` for an empty graph.
+    fn save(&self, key_of: &dyn Fn(usize) -> Option<Key>) -> Option<SavedGraph> {
+        let entry = self.entry?;
+        let mut node_of = vec![u32::MAX; self.vectors.len()];
+        let mut count = 0u32;
+        for (slot, v) in self.vectors.iter().enumerate() {
+            if v.is_some() {
+                node_of[slot] = count;
+                count += 1;
+            }
+        }
+        let nodes = (0..self.vectors.len())
+            .filter(|&slot| self.vectors[slot].is_some())
+            .map(|slot| SavedNode {
+                key: key_of(slot),
+                layers: (0..=self.levels[slot] as usize)
+                    .map(|l| {
+                        let list = self.links.get(slot as u32, l);
+                        list.iter().map(|&n| node_of[n as usize]).collect()
+                    })
+                    .collect(),
+            })
+            .collect();
+        Some(SavedGraph {
+            scope: Vec::new(),
+            m: self.m as u32,
+            entry: node_of[entry as usize],
+            nodes,
+        })
     }
 
     fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> GraphLinks {
@@ -454,7 +570,8 @@ mod tests {
         for (i, v) in vectors.iter().enumerate().filter(|(i, _)| i % 3 != 1) {
             assert!(g.insert(v, i));
         }
-        assert!(!g.insert(&vectors[0], 0), "a slot goes in once");
+        assert!(g.insert(&vectors[0], 0), "the same vector again is a no-op");
+        assert!(!g.insert(&vectors[3], 0), "a slot holds one vector");
         let links = by_slot(g.export(0, &|_| false).unwrap());
         assert_eq!(links.len(), 1000);
         for (slot, layers) in &links {

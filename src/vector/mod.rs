@@ -8,6 +8,7 @@ pub(crate) mod frozen_graph;
 pub(crate) mod hnsw_graph;
 pub(crate) mod link_graph;
 pub(crate) mod partition;
+pub(crate) mod saved_graph;
 pub(crate) mod segment;
 pub(crate) mod validate;
 
@@ -91,5 +92,28 @@ impl IndexParams {
                 expected,
             )),
         }
+    }
+
+    /// The graph `saved` describes over `live` (slot `i` holds `live[i]`), if this engine can
+    /// restore links and they still fit (see [`link_graph::LinkGraph::restore`]).
+    pub(crate) fn restore_graph(
+        &self,
+        saved: &saved_graph::SavedGraph,
+        live: &[segment::LiveVector],
+    ) -> Option<Box<dyn hnsw_graph::AnnGraph>> {
+        if self.engine != GraphEngine::Links {
+            return None;
+        }
+        let slot_of: std::collections::HashMap<Key, usize> =
+            live.iter().enumerate().map(|(i, lv)| (lv.key, i)).collect();
+        let vectors: Vec<std::sync::Arc<[f32]>> = live.iter().map(|lv| lv.vector.clone()).collect();
+        let graph = link_graph::LinkGraph::restore(
+            self.m,
+            self.ef_construction,
+            saved,
+            &|k| slot_of.get(k).copied(),
+            &vectors,
+        )?;
+        Some(Box::new(graph))
     }
 }

@@ -6,6 +6,7 @@
 //! eviction policy or user code is called.
 
 use super::IndexParams;
+use super::saved_graph::SavedGraph;
 use super::segment::{AfterInsert, LiveVector, SearchActivity, Segment};
 use crate::key::Key;
 use crate::sync::{AtomicBool, AtomicU64, RwLock};
@@ -21,6 +22,10 @@ pub(crate) struct ScopeState {
 
 pub(crate) struct Partition {
     segment: RwLock<Arc<Segment>>,
+    /// Links a snapshot saved for this scope, used by the next graph build instead of building.
+    seed: RwLock<Option<SavedGraph>>,
+    /// The current graph came from saved links (until the next rebuild).
+    restored: AtomicBool,
     /// The cache's lookup activity, handed to every segment of this partition.
     activity: Arc<SearchActivity>,
     pub(crate) state: Arc<ScopeState>,
@@ -42,6 +47,8 @@ impl Partition {
     pub(crate) fn new(activity: Arc<SearchActivity>) -> Self {
         Partition {
             segment: RwLock::new(Arc::new(Segment::flat(activity.clone()))),
+            seed: RwLock::new(None),
+            restored: AtomicBool::new(false),
             activity,
             state: Arc::new(ScopeState::default()),
             rebuilding: AtomicBool::new(false),
@@ -51,6 +58,23 @@ impl Partition {
 
     pub(crate) fn segment(&self) -> Arc<Segment> {
         self.segment.read().clone()
+    }
+
+    /// Have the next graph build link the scope's vectors as `saved` says (a snapshot's links).
+    pub(crate) fn seed(&self, saved: SavedGraph) {
+        *self.seed.write() = Some(saved);
+    }
+
+    /// Whether the current graph was restored from saved links.
+    pub(crate) fn is_restored(&self) -> bool {
+        self.restored.load(Ordering::Acquire)
+    }
+
+    /// The current graph's links for a snapshot, under this scope's encoding.
+    pub(crate) fn save_graph(&self, scope: &[u8]) -> Option<SavedGraph> {
+        let mut saved = self.segment().save_graph()?;
+        saved.scope = scope.to_vec();
+        Some(saved)
     }
 
     /// Add a vector. Returns the scope generation it was added under, or `None` if this partition
@@ -141,7 +165,13 @@ impl Partition {
     fn rebuild_claimed(&self, p: &IndexParams) -> bool {
         let old = self.segment();
         let (live, mut end) = old.begin_copy();
-        let graph = (live.len() > p.exact_scan_limit).then(|| p.new_graph(live.len() * 2));
+        let seed = self.seed.write().take();
+        let mut restored = false;
+        let graph = (live.len() > p.exact_scan_limit).then(|| {
+            let from_seed = seed.and_then(|s| p.restore_graph(&s, &live));
+            restored = from_seed.is_some();
+            from_seed.unwrap_or_else(|| p.new_graph(live.len() * 2))
+        });
         // A retired partition (its scope purged, the cache cleared or dropped) stops building.
         let retired = || self.retired.load(Ordering::Acquire);
         let Some(fresh) =
@@ -175,6 +205,7 @@ impl Partition {
         old.end_copy();
         let fresh = Arc::new(fresh);
         *slot = fresh.clone();
+        self.restored.store(restored, Ordering::Release);
         drop(slot);
         old.abandon();
         fresh.start_indexer();

@@ -19,6 +19,7 @@ use super::Candidate;
 use super::distance::similarity;
 use super::frozen_graph::{FrozenGraph, Walk};
 use super::hnsw_graph::AnnGraph;
+use super::saved_graph::SavedGraph;
 use crate::key::Key;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
@@ -487,6 +488,19 @@ impl Segment {
                 self.full_at.store(covered, Ordering::Release);
             }
         }
+    }
+
+    /// The graph's links for a snapshot, nodes named by their live keys (`None` without a graph,
+    /// or with an engine that cannot restore links). Slots not linked yet are left out; a
+    /// restore links them afresh.
+    pub(crate) fn save_graph(&self) -> Option<SavedGraph> {
+        let graph = self.graph.as_ref()?;
+        let _held = self.indexer.lock();
+        let book = self.book.read();
+        graph.save(&|slot| {
+            let s = book.slots.get(slot)?;
+            s.vector.is_some().then_some(s.key)
+        })
     }
 
     /// Mark the slot of `(key, seq)` dead. A newer seq under the same key is left alone.

@@ -3,7 +3,7 @@
 
 use crate::fuzz_checks::snapshot as snapshot_check;
 use crate::support::{self, vec_for};
-use paracache::{Cache, Error, MockClock, Scope, Source};
+use paracache::{Cache, Error, GraphEngine, MockClock, Scope, Source};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -105,10 +105,7 @@ fn a_loaded_cache_answers_as_the_saved_one_did() {
     assert_eq!(answers(&loaded, &scopes), before);
     loaded.run_pending_tasks();
     assert_eq!(loaded.stats().index_live, 459);
-    assert_eq!(
-        loaded.to_snapshot_bytes().unwrap().len() as u64,
-        report.bytes
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), report.bytes);
 }
 
 #[test]
@@ -232,7 +229,7 @@ fn reseal_header(b: &mut [u8]) {
     b[48..52].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Where the records start: after the 52-byte header of format version 2.
+/// Where the records start: after the 52-byte header of format versions 2 and 3.
 const PAYLOAD: usize = 52;
 
 #[test]
@@ -253,7 +250,7 @@ fn hostile_headers_are_refused() {
         builder().build_from_snapshot_bytes(&future).unwrap_err(),
         Error::UnsupportedSnapshotVersion {
             found: 7,
-            supported: 2
+            supported: 3
         }
     );
 
@@ -517,4 +514,100 @@ fn a_loaded_cache_answers_while_its_graphs_build_in_the_background() {
         before,
         "answers once the graph is in"
     );
+}
+
+/// `c` holding prompts `0..n` of `scope` (vectors `vec_for(i)`).
+fn fill(c: &Cache<Answer>, scope: &Scope, n: usize) {
+    for i in 0..n {
+        let answer = Answer {
+            text: format!("{i}"),
+            tokens: 0,
+        };
+        c.insert(scope, &format!("prompt {i}"), vec_for(i, DIM), answer)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_graph_is_linked_from_its_saved_links_and_answers_as_before() {
+    let scopes = [Scope::builder().tenant("a").build()];
+    let c = builder().build().unwrap();
+    fill(&c, &scopes[0], 400);
+    c.compact();
+    let before = answers(&c, &scopes);
+    let bytes = c.to_snapshot_bytes().unwrap();
+
+    let (loaded, _) = builder().build_from_snapshot_bytes(&bytes).unwrap();
+    loaded.compact();
+    assert_eq!(loaded.stats().graphs_restored, 1, "{:?}", loaded.stats());
+    assert_eq!(loaded.stats().index_live, 400);
+    assert_eq!(answers(&loaded, &scopes), before);
+    // Saved again, the restored graph's links round-trip.
+    let (again, _) = builder()
+        .build_from_snapshot_bytes(&loaded.to_snapshot_bytes().unwrap())
+        .unwrap();
+    again.compact();
+    assert_eq!(again.stats().graphs_restored, 1);
+    assert_eq!(answers(&again, &scopes), before);
+
+    // Links built with another m, or an engine that cannot take links: the graph is rebuilt.
+    for other in [
+        builder().hnsw(8, 100, 64),
+        builder().graph_engine(GraphEngine::HnswRs),
+    ] {
+        let (rebuilt, _) = other.build_from_snapshot_bytes(&bytes).unwrap();
+        rebuilt.compact();
+        let stats = rebuilt.stats();
+        assert_eq!((stats.graphs_restored, stats.index_live), (0, 400));
+        assert!(stats.rebuilds >= 1);
+        assert_eq!(answers(&rebuilt, &scopes), before);
+    }
+}
+
+#[test]
+fn links_of_entries_gone_before_the_save_are_left_out() {
+    let scopes = [Scope::builder().tenant("a").build()];
+    // What an exact scan over the surviving entries answers.
+    let exact = builder().exact_scan_limit(usize::MAX).build().unwrap();
+    for (gone, restored) in [(40, 1), (200, 0)] {
+        // No compaction before the save, so the dead nodes are in the saved links.
+        let c = builder().max_dead_ratio(0.9).build().unwrap();
+        fill(&c, &scopes[0], 400);
+        c.compact();
+        fill(&exact, &scopes[0], 400);
+        // Every 400/gone-th entry dies: its node is saved without a key.
+        for i in (0..400).step_by(400 / gone) {
+            assert!(c.invalidate(&scopes[0], &format!("prompt {i}")));
+            assert!(exact.invalidate(&scopes[0], &format!("prompt {i}")));
+        }
+        let (loaded, report) = builder()
+            .build_from_snapshot_bytes(&c.to_snapshot_bytes().unwrap())
+            .unwrap();
+        assert_eq!(report.entries, 400 - gone as u64);
+        loaded.compact();
+        // A few holes keep the links; with half the nodes gone the graph is rebuilt.
+        assert_eq!(loaded.stats().graphs_restored, restored, "{gone} gone");
+        assert_eq!(loaded.stats().index_live, 400 - gone as u64);
+        assert_eq!(
+            answers(&loaded, &scopes),
+            answers(&exact, &scopes),
+            "{gone} gone"
+        );
+        exact.clear();
+    }
+}
+
+#[test]
+fn a_garbled_graphs_item_is_corrupt_and_an_empty_list_is_not() {
+    let garbled = snapshot_check::framed_as_graphs_item(b"\x05not links at all");
+    assert!(matches!(
+        snapshot_check::builder().build_from_snapshot_bytes(&garbled),
+        Err(Error::CorruptSnapshot(m)) if m.contains("graph")
+    ));
+    // bincode's empty list: a graphs item that links nothing.
+    let empty = snapshot_check::framed_as_graphs_item(&[0]);
+    let (c, report) = snapshot_check::builder()
+        .build_from_snapshot_bytes(&empty)
+        .unwrap();
+    assert_eq!((report.entries, c.stats().graphs_restored), (0, 0));
 }

@@ -110,7 +110,7 @@ mod tests {
             (|g| g.m = 1000, "m out of range"),
             (|g| g.entry = 3, "entry out of range"),
             (|g| g.entry = 2, "above the entry's"),
-            (|g| g.nodes[2].layers.clear(), "no layer"),
+            (|g| g.nodes[0].layers.clear(), "no layer"),
             (
                 |g| g.nodes[0].layers[0] = vec![1, 2, 1, 2, 1],
                 "over its cap",

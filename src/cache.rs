@@ -147,7 +147,28 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if !valid_ef(ef_search) {
             return Err(Error::InvalidConfig(EF_RANGE.into()));
         }
-        let params = SearchParams::new(ef_search, adaptive);
+        let margin = SearchParams::unpack(self.inner.search.load(Ordering::Relaxed)).miss_margin;
+        let params = SearchParams::new(ef_search, adaptive, margin);
+        self.inner.search.store(params.pack(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Change the adaptive miss margin of a running cache (as in
+    /// [`CacheBuilder::adaptive_miss_margin`]); takes effect from the next lookup.
+    ///
+    /// ```
+    /// let c = paracache::Cache::<u8>::builder(4).build().unwrap();
+    /// c.set_adaptive_miss_margin(2.0).unwrap();
+    /// assert!(c.set_adaptive_miss_margin(f32::NAN).is_err());
+    /// ```
+    pub fn set_adaptive_miss_margin(&self, margin: f32) -> Result<()> {
+        if !crate::builder::valid_miss_margin(margin) {
+            return Err(Error::InvalidConfig(
+                crate::builder::MISS_MARGIN_RANGE.into(),
+            ));
+        }
+        let mut params = SearchParams::unpack(self.inner.search.load(Ordering::Relaxed));
+        params.miss_margin = margin;
         self.inner.search.store(params.pack(), Ordering::Relaxed);
         Ok(())
     }

@@ -105,7 +105,7 @@ mod tier;
 mod tiers;
 mod vector;
 
-pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_THRESHOLD};
+pub use builder::{CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_MISS_MARGIN, DEFAULT_THRESHOLD};
 pub use cache::Cache;
 pub use calibrate::{Calibration, CalibrationError, CurvePoint};
 pub use clock::{Clock, MockClock, SystemClock};

@@ -28,6 +28,10 @@ pub struct Stats {
     pub semantic_hits: u64,
     /// Lookups answered by neither tier.
     pub misses: u64,
+    /// Misses that the adaptive probe decided alone, its best find ending more than the
+    /// [`adaptive_miss_margin`](crate::CacheBuilder::adaptive_miss_margin) below the threshold
+    /// (0 with the default margin).
+    pub probe_misses: u64,
     /// Entries inserted (including replacements).
     pub inserts: u64,
     /// Entries removed to stay within capacity.
@@ -83,6 +87,7 @@ pub(crate) struct Counters {
     pub(crate) verifier_rejections: AtomicU64,
     pub(crate) semantic_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
+    pub(crate) probe_misses: AtomicU64,
     pub(crate) inserts: AtomicU64,
     pub(crate) evicted_size: AtomicU64,
     pub(crate) evicted_expired: AtomicU64,
@@ -110,6 +115,7 @@ impl Counters {
             verifier_rejections: self.verifier_rejections.load(Relaxed),
             semantic_hits: self.semantic_hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
+            probe_misses: self.probe_misses.load(Relaxed),
             inserts: self.inserts.load(Relaxed),
             evicted_size: self.evicted_size.load(Relaxed),
             evicted_expired: self.evicted_expired.load(Relaxed),

@@ -188,6 +188,12 @@ impl<V: Send + Sync + 'static> Cache<V> {
             // the right region: only the full beam may decide a miss. The walk goes on from
             // where the probe stopped.
             if segment.has_graph() && ef < search.ef_search {
+                // Unless the probe ended far from anything servable: a prompt unlike every
+                // stored one, whose best match a wider beam would not lift over the threshold.
+                if ef == search.ef_probe && found.raw_best < threshold - search.miss_margin {
+                    Counters::bump(&self.inner.counters.probe_misses);
+                    return None;
+                }
                 ef = search.ef_search;
                 continue;
             }

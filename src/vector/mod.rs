@@ -24,19 +24,23 @@ pub(crate) struct Candidate {
 }
 
 /// How hard the graph searches and when it widens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SearchParams {
-    /// Graph beam width of the final (widest) search, which alone may decide a miss.
+    /// Graph beam width of the final (widest) search, which alone may decide a miss, unless the
+    /// probe ended far below the threshold (`miss_margin`).
     pub(crate) ef_search: usize,
     /// Beam width of the first, cheap probe, whose hits are served at once; equal to
     /// `ef_search` disables adaptive search.
     pub(crate) ef_probe: usize,
+    /// A probe whose most similar find is below `threshold - miss_margin` decides a miss without
+    /// the full beam; 2 (cosine's whole range) never does.
+    pub(crate) miss_margin: f32,
 }
 
 impl SearchParams {
     /// `ef_search` with the probe adaptive search starts from (a quarter of it, at least 8), or
     /// with no cheap probe at all.
-    pub(crate) fn new(ef_search: usize, adaptive: bool) -> Self {
+    pub(crate) fn new(ef_search: usize, adaptive: bool, miss_margin: f32) -> Self {
         let ef_probe = if adaptive {
             (ef_search / 4).max(8).min(ef_search)
         } else {
@@ -45,18 +49,23 @@ impl SearchParams {
         SearchParams {
             ef_search,
             ef_probe,
+            miss_margin,
         }
     }
 
-    /// Both beam widths in one word, so lookups read them with one atomic load.
+    /// Everything in one word, so lookups read it with one atomic load (beam widths are at
+    /// most 4096, well within 16 bits).
     pub(crate) fn pack(&self) -> u64 {
-        ((self.ef_search as u64) << 32) | self.ef_probe as u64
+        ((self.ef_search as u64 & 0xFFFF) << 48)
+            | ((self.ef_probe as u64 & 0xFFFF) << 32)
+            | u64::from(self.miss_margin.to_bits())
     }
 
     pub(crate) fn unpack(word: u64) -> Self {
         SearchParams {
-            ef_search: (word >> 32) as usize,
-            ef_probe: (word & u32::MAX as u64) as usize,
+            ef_search: (word >> 48) as usize,
+            ef_probe: ((word >> 32) & 0xFFFF) as usize,
+            miss_margin: f32::from_bits(word as u32),
         }
     }
 }
@@ -115,5 +124,20 @@ impl IndexParams {
             &vectors,
         )?;
         Some(Box::new(graph))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SearchParams;
+
+    #[test]
+    fn search_params_survive_their_one_word() {
+        for (ef, adaptive, margin) in [(64, true, 0.1), (4096, false, 2.0), (1, true, 0.0)] {
+            let p = SearchParams::new(ef, adaptive, margin);
+            assert_eq!(SearchParams::unpack(p.pack()), p);
+        }
+        assert_eq!(SearchParams::new(64, true, 0.1).ef_probe, 16);
+        assert_eq!(SearchParams::new(64, false, 0.1).ef_probe, 64);
     }
 }

@@ -192,6 +192,8 @@ pub(crate) struct Found {
     pub(crate) raw_len: usize,
     /// Similarity of the last (worst) of those results.
     pub(crate) raw_worst: f32,
+    /// Similarity of the first (best) of them, dead or alive (-1 if none).
+    pub(crate) raw_best: f32,
 }
 
 impl Segment {
@@ -578,6 +580,7 @@ impl Segment {
         }
         let raw_len = top.len();
         let raw_worst = top.last().map_or(-1.0, |r| r.1);
+        let raw_best = top.first().map_or(-1.0, |r| r.1);
         let candidates = top
             .into_iter()
             .filter(|&(_, sim)| sim >= floor)
@@ -596,6 +599,7 @@ impl Segment {
             candidates,
             raw_len,
             raw_worst,
+            raw_best,
         }
     }
 

@@ -229,3 +229,43 @@ fn adaptive_search_decides_misses_at_the_full_beam() {
         "adaptive found {adaptive}, the full beam {full}"
     );
 }
+
+/// With a miss margin, a probe ending that far below the threshold decides a miss alone: a prompt
+/// unlike anything stored costs one probe. The default margin never lets it.
+#[test]
+fn the_miss_margin_lets_a_far_probe_decide_a_miss() {
+    let (cache, queries) = random_graph_with_paraphrases(23);
+    cache.set_search(40, true).unwrap();
+    let mut rng = support::rng(5);
+    // Uniformly random 64-d vectors: the best of 4 000 stored is near cosine 0.45.
+    let novel: Vec<Vec<f32>> = (0..200).map(|_| random_unit(&mut rng, 64)).collect();
+    let novel_hits = || {
+        novel
+            .iter()
+            .filter(|q| {
+                let r = cache.lookup(&Scope::global(), "new", fixed(q)).unwrap();
+                r.is_hit()
+            })
+            .count()
+    };
+    let full = paraphrases_found(&cache, &queries);
+    assert_eq!(novel_hits(), 0);
+    assert_eq!(
+        cache.stats().probe_misses,
+        0,
+        "the default never decides on the probe"
+    );
+
+    cache.set_adaptive_miss_margin(0.3).unwrap();
+    let before = cache.stats().probe_misses;
+    assert_eq!(novel_hits(), 0);
+    assert_eq!(
+        cache.stats().probe_misses - before,
+        200,
+        "every novel prompt decided by its probe"
+    );
+    // Close paraphrases are hits the probe finds, or misses the full beam decides as before.
+    assert!(paraphrases_found(&cache, &queries) <= full);
+    assert!(cache.set_adaptive_miss_margin(2.5).is_err());
+    assert!(cache.set_adaptive_miss_margin(-0.1).is_err());
+}

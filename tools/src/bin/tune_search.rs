@@ -32,6 +32,9 @@ struct Args {
     /// Beam widths (ef) to search each graph with, each without and with adaptive search.
     #[arg(default_value = "8,16,32,64", value_name = "EF,EF..")]
     efs: List<usize>,
+    /// Adaptive miss margins to try with each adaptive beam (2 widens every miss probe).
+    #[arg(long, default_value = "2", value_name = "D,D..")]
+    margins: List<f32>,
     /// Real vectors: a directory in the dev format (texts, embeddings, replay.jsonl).
     #[arg(long, value_name = "DIR")]
     data: Option<std::path::PathBuf>,
@@ -113,8 +116,8 @@ fn main() {
         percentile_us(&check.scan_ns, 0.99)
     );
     println!(
-        "{:>3} {:>5} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7}",
-        "M", "ef", "adaptive", "build_s", "mean_us", "p50_us", "p99_us", "agree", "R@1"
+        "{:>3} {:>5} {:>8} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7}",
+        "M", "ef", "adaptive", "margin", "build_s", "mean_us", "p50_us", "p99_us", "agree", "R@1"
     );
     for &m in args.ms.iter() {
         // One build per M: the beam width changes on the running cache (`set_search`).
@@ -132,16 +135,21 @@ fn main() {
         cache.compact();
         let build = progress.finish();
         for &ef in args.efs.iter() {
-            for adaptive in [false, true] {
-                if let Err(e) = cache.set_search(ef, adaptive) {
-                    eprintln!("tune_search: ef {ef}: {e}");
+            let runs = std::iter::once((false, 2.0))
+                .chain(args.margins.iter().map(|&margin| (true, margin)));
+            for (adaptive, margin) in runs {
+                if let Err(e) = cache
+                    .set_search(ef, adaptive)
+                    .and_then(|()| cache.set_adaptive_miss_margin(margin))
+                {
+                    eprintln!("tune_search: ef {ef}, margin {margin}: {e}");
                     std::process::exit(2);
                 }
                 let report = check.run(&cache);
                 let lat = &report.lookup_ns;
                 let mean = lat.iter().sum::<u64>() as f64 / lat.len().max(1) as f64 / 1e3;
                 println!(
-                    "{m:>3} {ef:>5} {adaptive:>8} {build:>10.1} {mean:>10.1} {:>10.1} {:>10.1} {:>9.4} {:>7.4}",
+                    "{m:>3} {ef:>5} {adaptive:>8} {margin:>6} {build:>10.1} {mean:>10.1} {:>10.1} {:>10.1} {:>9.4} {:>7.4}",
                     percentile_us(lat, 0.5),
                     percentile_us(lat, 0.99),
                     report.agreement,

@@ -74,9 +74,9 @@
 //! MSRV: Rust 1.88 (edition 2024); the README says how that was determined.
 
 // No unsafe code, but for the one call into gemm's raw-pointer matrix product under the `bert`
-// feature (src/embed/bert/matmul.rs, with its SAFETY argument).
-#![cfg_attr(not(feature = "bert"), forbid(unsafe_code))]
-#![cfg_attr(feature = "bert", deny(unsafe_code))]
+// feature (src/embed/bert/matmul.rs) and the prefetch hint of graph walks
+// (src/vector/prefetch.rs), each with its SAFETY argument.
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alias;

@@ -46,6 +46,10 @@ pub(crate) struct FrozenGraph {
     entry: Option<u32>,
 }
 
+/// Neighbours whose codes are requested ahead of the one being compared: far enough for a fetch
+/// from memory to finish behind a few dot products, near enough that the lines are still in L1.
+const PREFETCH_AHEAD: usize = 4;
+
 /// Slots per block of codes.
 const BLOCK: usize = 4096;
 
@@ -248,15 +252,11 @@ impl FrozenGraph {
         Some(dot * query.scale * scale)
     }
 
-    /// Issue loads of the lines of `slot`'s codes. They are independent of each other and of the
-    /// dot products that follow, so the CPU keeps many in flight at once; std has no safe
-    /// prefetch instruction, and this crate has no `unsafe`.
+    /// Start fetching `slot`'s codes into the cache.
     #[inline]
     fn prefetch(&self, slot: u32) {
         if let Some((codes, _)) = self.code(slot) {
-            for line in (0..codes.len()).step_by(64) {
-                std::hint::black_box(codes[line]);
-            }
+            super::prefetch::lines(codes);
         }
     }
 
@@ -269,6 +269,7 @@ impl FrozenGraph {
             frontier: BinaryHeap::new(),
             best: BinaryHeap::new(),
             passed: Vec::new(),
+            fresh: Vec::new(),
             visited: VISITED.try_with(|v| v.take()).unwrap_or_default(),
             ef: 0,
         };
@@ -317,6 +318,8 @@ pub(crate) struct Walk {
     best: BinaryHeap<Reverse<Best>>,
     /// Slots seen but not (or no longer) among the best at the beam width of the time.
     passed: Vec<Best>,
+    /// The unvisited neighbours of the slot being expanded (kept to reuse its allocation).
+    fresh: Vec<u32>,
     /// Taken from this thread's reusable set; given back on drop.
     visited: Visited,
     ef: usize,
@@ -339,22 +342,28 @@ impl Walk {
                 break;
             }
             self.frontier.pop();
-            let neighbours = view.neighbours(slot as usize);
-            // Start every unvisited neighbour's codes on their way from memory before the first
-            // dot product needs them: the loads overlap instead of queueing one after another.
-            for &n in neighbours {
-                if !self.visited.contains(n) {
-                    view.prefetch(n);
-                }
+            let mut fresh = std::mem::take(&mut self.fresh);
+            fresh.clear();
+            fresh.extend(
+                view.neighbours(slot as usize)
+                    .iter()
+                    .copied()
+                    .filter(|&n| self.visited.insert(n)),
+            );
+            // Each neighbour's codes are on their way from memory a few dot products before
+            // they are needed, so fetches overlap the arithmetic instead of queueing.
+            for &n in fresh.iter().take(PREFETCH_AHEAD) {
+                view.prefetch(n);
             }
-            for &n in neighbours {
-                if !self.visited.insert(n) {
-                    continue;
+            for (i, &n) in fresh.iter().enumerate() {
+                if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
+                    view.prefetch(ahead);
                 }
                 if let Some(s) = view.sim(&self.query, n) {
                     self.offer(Best(s, n));
                 }
             }
+            self.fresh = fresh;
         }
     }
 
@@ -438,12 +447,6 @@ impl Visited {
             self.stamps.fill(0);
             self.current = 1;
         }
-    }
-
-    pub(crate) fn contains(&self, slot: u32) -> bool {
-        self.stamps
-            .get(slot as usize)
-            .is_none_or(|&s| s == self.current)
     }
 
     /// `true` if `slot` was not visited yet (and marks it).

@@ -8,6 +8,7 @@ pub(crate) mod frozen_graph;
 pub(crate) mod hnsw_graph;
 pub(crate) mod link_graph;
 pub(crate) mod partition;
+pub(crate) mod prefetch;
 pub(crate) mod saved_graph;
 pub(crate) mod segment;
 pub(crate) mod validate;

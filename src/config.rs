@@ -95,19 +95,25 @@ impl<V> Config<V> {
         past(created_ns, self.ttl) || past(last_access_ns, self.tti)
     }
 
-    /// Estimated resident bytes of one entry: prompt, value, the entry's own vector, the graph's
-    /// copy of it and its links (2·M neighbours of ~16 bytes at layer 0), the frozen graph's copy
-    /// of those links (2·M × 4 bytes) and its one-byte codes of the vector, and fixed overhead
-    /// (entry, store and key-index slots).
+    /// Estimated resident bytes of one entry: prompt, value, the entry's vector (and hnsw_rs's
+    /// own copy of it where that engine is chosen), the graph's links (the crate's graph: 2·M
+    /// `u32`s at layer 0; hnsw_rs: 2·M neighbours of ~16 bytes), the frozen graph's copy of those
+    /// links (2·M × 4 bytes) and its one-byte codes of the vector, and fixed overhead (entry,
+    /// store and key-index slots). On dev-large's 81k real entries the crate's graph measured
+    /// 2 866 resident bytes per entry against this estimate's 2 650 (BENCHMARKS.md).
     pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {
         const OVERHEAD: usize = 400;
         let vector = self.dimension * std::mem::size_of::<f32>();
+        let (vectors, links_per_m) = match self.index.engine {
+            GraphEngine::Links => (vector, 16),
+            GraphEngine::HnswRs => (2 * vector, 40),
+        };
         [
             prompt_bytes,
             value_bytes,
-            2 * vector,
+            vectors,
             self.dimension,
-            40 * self.index.m,
+            links_per_m * self.index.m,
             OVERHEAD,
         ]
         .into_iter()

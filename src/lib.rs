@@ -32,7 +32,8 @@
 //! 3. Only on an exact miss is the embedding function called. The vector is validated (dimension,
 //!    finite, non-zero) and scaled to unit length.
 //! 4. **Semantic tier**: the scope's own index is searched — an exact SIMD scan for small scopes,
-//!    an HNSW graph above [`CacheBuilder::exact_scan_limit`]: hnsw_rs builds it, and lookups search a
+//!    an HNSW graph above [`CacheBuilder::exact_scan_limit`]: the crate's own graph builds it
+//!    ([`GraphEngine`]; hnsw_rs is the alternative), and lookups search a
 //!    frozen copy of its links and of the vectors as 8-bit codes (vectors inserted since the last
 //!    copy are scanned exactly), then rescores what it found with the full vectors using simsimd
 //!    dot products, so every similarity a decision rests on is exact. The graph is walked with a

@@ -1,9 +1,11 @@
 //! A frozen copy of the HNSW graph's links in a flat layout, and the beam search over it.
 //!
-//! hnsw_rs builds and maintains the graph; searching it in place costs about ten times the
-//! distance kernel per evaluation (each neighbour is an `Arc` behind a lock, every candidate
-//! clones an `Arc`, the visited set is a SipHash map). The view copies the links into `u32`
-//! arrays and the vectors into contiguous 8-bit codes once per batch of inserts, and searches
+//! A graph engine (src/vector/link_graph.rs, or hnsw_rs) builds and maintains the graph, and
+//! takes one writer at a time. Searching hnsw_rs in place cost about ten times the distance
+//! kernel per evaluation (each neighbour an `Arc` behind a lock, every candidate an `Arc` clone,
+//! a SipHash visited set); searching either engine in place would also wait on its writer. The
+//! view copies the links into `u32` arrays and the vectors into contiguous 8-bit codes once per
+//! batch of inserts, and searches
 //! them with a stamped visited array, so a lookup pays for little besides fetching codes and the
 //! dot products. The segment rescores what the walk found with the full vectors. Slots added
 //! after the copy are scanned exactly by the segment until the next copy (the tail), so nothing
@@ -19,7 +21,7 @@ use std::sync::Arc;
 pub(crate) struct ExportedPoint {
     pub(crate) slot: u32,
     pub(crate) layers: Vec<Vec<u32>>,
-    /// hnsw_rs's copy of the vector, when the exporter was asked for it.
+    /// The engine's handle on the vector (hnsw_rs: a copy), when the exporter was asked for it.
     pub(crate) vector: Option<Arc<[f32]>>,
 }
 

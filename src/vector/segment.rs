@@ -460,8 +460,9 @@ impl Segment {
 
     /// Copy the graph's links into a new view covering every indexed slot: only what changed
     /// since the last view, or everything once the graph has grown by a quarter since the last
-    /// full copy (an incremental copy can miss a link that a later insert in the same batch
-    /// pruned away; the full copy bounds that drift). `_held` proves no graph insert is running.
+    /// full copy (hnsw_rs's incremental export can miss a link that a later insert in the same
+    /// batch pruned away, and the full copy bounds that drift; the crate's graph tracks every
+    /// change exactly). `_held` proves no graph insert is running.
     fn freeze(&self, _held: &parking_lot::MutexGuard<'_, ()>) {
         let Some(graph) = &self.graph else { return };
         let base = self.view.read().clone();
@@ -498,11 +499,14 @@ impl Segment {
     pub(crate) fn save_graph(&self) -> Option<SavedGraph> {
         let graph = self.graph.as_ref()?;
         let _held = self.indexer.lock();
-        let book = self.book.read();
-        graph.save(&|slot| {
-            let s = book.slots.get(slot)?;
-            s.vector.is_some().then_some(s.key)
-        })
+        // The keys are copied out so inserts (which write the book) wait only for this copy,
+        // not for the whole export.
+        let keys: Vec<Option<Key>> = {
+            let book = self.book.read();
+            let live = |s: &Slot| s.vector.is_some().then_some(s.key);
+            book.slots.iter().map(live).collect()
+        };
+        graph.save(&|slot| keys.get(slot).copied().flatten())
     }
 
     /// Mark the slot of `(key, seq)` dead. A newer seq under the same key is left alone.

@@ -2,7 +2,7 @@
 //! leaves the index so memory stays bounded.
 
 use crate::support::{fixed, never, vec_for};
-use paracache::{Cache, MockClock, Scope, Source};
+use paracache::{Cache, GraphEngine, MockClock, Scope, Source};
 use std::time::Duration;
 
 fn assert_dead_in_both_tiers(c: &Cache<u64>, s: &Scope, prompt: &str, v: &[f32]) {
@@ -170,22 +170,28 @@ fn ten_times_capacity_stays_bounded() {
 
 #[test]
 fn byte_capacity_bounds_weight() {
-    let c: Cache<String> = Cache::builder(8)
-        .max_bytes(200_000)
-        .weigher(|v: &String| v.len())
-        .background_rebuild(false)
-        .build()
-        .unwrap();
-    let s = Scope::global();
-    for i in 0..2_000 {
-        c.insert(&s, &format!("p{i}"), vec_for(i, 8), "x".repeat(500))
+    // Each entry weighs 500 + prompt + 8 (codes) + 400, plus with the crate's graph 32 (the
+    // vector) + 16*16 (links) ≈ 1.2 KB, at most ~170 fitting; with hnsw_rs, which copies the
+    // vector and links heavier, 64 + 40*16 ≈ 1.6 KB, at most ~125.
+    for (engine, per_entry) in [(GraphEngine::Links, 1_150), (GraphEngine::HnswRs, 1_550)] {
+        let c: Cache<String> = Cache::builder(8)
+            .max_bytes(200_000)
+            .weigher(|v: &String| v.len())
+            .graph_engine(engine)
+            .background_rebuild(false)
+            .build()
             .unwrap();
+        let s = Scope::global();
+        for i in 0..2_000 {
+            c.insert(&s, &format!("p{i}"), vec_for(i, 8), "x".repeat(500))
+                .unwrap();
+        }
+        c.run_pending_tasks();
+        let st = c.stats();
+        assert!(st.entries <= 200_000 / per_entry, "{engine:?}: {st:?}");
+        assert!(st.entries >= 200_000 / 1_700, "{engine:?}: {st:?}");
+        assert!(st.evicted_size > 0);
     }
-    c.run_pending_tasks();
-    let st = c.stats();
-    // Each entry weighs ~500 + prompt + 2*32 + 32*16 + 320 ≈ 1.4 KB: at most ~140 fit.
-    assert!(st.entries <= 200_000 / 1_300, "{st:?}");
-    assert!(st.evicted_size > 0);
 }
 
 #[test]

@@ -59,6 +59,8 @@ struct Pair {
     loaded: Latencies,
     inserted: usize,
     loaded_seconds: f64,
+    /// Each insert's latency, in ns.
+    insert_ns: Vec<u64>,
 }
 
 fn main() {
@@ -173,10 +175,10 @@ fn run() -> Result<(), String> {
             let start = Instant::now();
             let inserted = std::thread::scope(|s| {
                 let writer = s.spawn(|| {
-                    let mut n = 0usize;
+                    let mut took = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         if let Some(r) = rate {
-                            let due = start + Duration::from_secs_f64(n as f64 / r);
+                            let due = start + Duration::from_secs_f64(took.len() as f64 / r);
                             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                                 std::thread::sleep(wait);
                                 continue;
@@ -185,23 +187,23 @@ fn run() -> Result<(), String> {
                         // Past the end of the pool, a text is inserted again: its old slot
                         // dies and a new one is indexed, the same work for the index.
                         let id = pool[next_insert.fetch_add(1, Ordering::Relaxed) % pool.len()];
-                        if cache
-                            .insert(&scope, data.text(id), data.vector(id).to_vec(), id)
-                            .is_ok()
-                        {
-                            n += 1;
+                        let vector = data.vector(id).to_vec();
+                        let (r, ns) = timed(|| cache.insert(&scope, data.text(id), vector, id));
+                        if r.is_ok() {
+                            took.push(ns);
                         }
                     }
-                    n
+                    took
                 });
                 let measured = lookups(args.seconds, &mut pair.loaded);
                 stop.store(true, Ordering::Relaxed);
-                let n = writer
+                let took = writer
                     .join()
                     .map_err(|_| "the writer panicked".to_string())?;
-                measured.map(|()| n)
+                measured.map(|()| took)
             })?;
-            pair.inserted += inserted;
+            pair.inserted += inserted.len();
+            pair.insert_ns.extend(inserted);
             pair.loaded_seconds += start.elapsed().as_secs_f64();
             st.done();
         }
@@ -220,9 +222,9 @@ fn run() -> Result<(), String> {
     );
     println!();
     println!(
-        "| inserts/s (achieved) | lookups | semantic hit p50 / p99 quiet | with inserts | miss p50 / p99 quiet | with inserts | p99 ratio hits / misses |"
+        "| inserts/s (achieved) | lookups | semantic hit p50 / p99 quiet | with inserts | miss p50 / p99 quiet | with inserts | p99 ratio hits / misses | insert p50 / p99 |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (rate, pair) in rates.iter().zip(pairs.iter_mut()) {
         let cell = |l: &mut Latencies, kind: &str| {
             let s = l.sorted(kind);
@@ -236,8 +238,10 @@ fn run() -> Result<(), String> {
             cell(&mut pair.quiet, "miss"),
             cell(&mut pair.loaded, "miss"),
         );
+        pair.insert_ns.sort_unstable();
+        let ins = &pair.insert_ns;
         println!(
-            "| {} ({:.0}) | {} / {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |",
+            "| {} ({:.0}) | {} / {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} | {:.0} / {:.0} |",
             rate.map_or("max".into(), |r| r.to_string()),
             pair.inserted as f64 / pair.loaded_seconds.max(1e-9),
             pair.quiet.total(),
@@ -252,6 +256,8 @@ fn run() -> Result<(), String> {
             lm.1,
             lh.1 / qh.1.max(1e-9),
             lm.1 / qm.1.max(1e-9),
+            percentile_us(ins, 0.5),
+            percentile_us(ins, 0.99),
         );
     }
     Ok(())

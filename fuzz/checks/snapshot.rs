@@ -28,16 +28,22 @@ pub(crate) fn framed_as_graphs_item(item: &[u8]) -> Vec<u8> {
         .expect("an empty cache saves");
     // An empty cache's file is its header, then the 24-byte footer.
     let mut f = empty[..empty.len() - 24].to_vec();
+    end_with_one_item(&mut f, item, 0);
+    f
+}
+
+/// Append `item` as the payload's one length-prefixed item, then a footer counting `records`
+/// records, with the payload's checksum.
+fn end_with_one_item(f: &mut Vec<u8>, item: &[u8], records: u64) {
     let start = f.len();
     f.extend_from_slice(&(item.len() as u32).to_le_bytes());
     f.extend_from_slice(item);
     let crc = crc32(&f[start..]);
     let payload_len = (f.len() - start) as u64;
-    f.extend_from_slice(&0u64.to_le_bytes());
+    f.extend_from_slice(&records.to_le_bytes());
     f.extend_from_slice(&payload_len.to_le_bytes());
     f.extend_from_slice(&crc.to_le_bytes());
     f.extend_from_slice(b"PEND");
-    f
 }
 
 fn loads_or_refuses(data: &[u8]) {
@@ -63,15 +69,7 @@ pub(crate) fn framed_as_one_record(record: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&0u64.to_le_bytes());
     let crc = crc32(&f);
     f.extend_from_slice(&crc.to_le_bytes());
-    let start = f.len();
-    f.extend_from_slice(&(record.len() as u32).to_le_bytes());
-    f.extend_from_slice(record);
-    let crc = crc32(&f[start..]);
-    let payload_len = (f.len() - start) as u64;
-    f.extend_from_slice(&1u64.to_le_bytes());
-    f.extend_from_slice(&payload_len.to_le_bytes());
-    f.extend_from_slice(&crc.to_le_bytes());
-    f.extend_from_slice(b"PEND");
+    end_with_one_item(&mut f, record, 1);
     f
 }
 

@@ -514,15 +514,19 @@ mod tests {
             .collect()
     }
 
-    fn built(vectors: &[Arc<[f32]>]) -> LinkGraph {
-        let g = LinkGraph::new(8, 64, vectors.len());
-        let items: Vec<(Arc<[f32]>, usize)> = vectors
+    /// Each vector under its index as slot.
+    fn slotted(vectors: &[Arc<[f32]>]) -> Vec<(Arc<[f32]>, usize)> {
+        vectors
             .iter()
             .cloned()
             .enumerate()
             .map(|(i, v)| (v, i))
-            .collect();
-        assert!(g.insert_batch(&items, &|| false));
+            .collect()
+    }
+
+    fn built(vectors: &[Arc<[f32]>]) -> LinkGraph {
+        let g = LinkGraph::new(8, 64, vectors.len());
+        assert!(g.insert_batch(&slotted(vectors), &|| false));
         g
     }
 
@@ -618,13 +622,7 @@ mod tests {
         let e = g.export(0, &|_| true).unwrap();
         assert!(e.points.is_empty() && e.entry.is_none());
         let vectors = clustered(3000, 8, 5);
-        let items: Vec<(Arc<[f32]>, usize)> = vectors
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, v)| (v, i))
-            .collect();
-        assert!(!g.insert_batch(&items, &|| true));
+        assert!(!g.insert_batch(&slotted(&vectors), &|| true));
         assert!(g.export(0, &|_| false).unwrap().points.is_empty());
     }
 

@@ -91,15 +91,7 @@ pub(crate) fn write_snapshot<V: Serialize + Send + Sync + 'static, W: Write>(
             last_access_ns: e.last_access_ns.load(std::sync::atomic::Ordering::Relaxed),
             value: &e.value,
         };
-        let bytes =
-            bincode::serde::encode_to_vec(&rec, bincode_config()).map_err(std::io::Error::other)?;
-        let len =
-            u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("entry over 4 GiB"))?;
-        for chunk in [&len.to_le_bytes()[..], &bytes] {
-            w.write_all(chunk)?;
-            crc.update(chunk);
-        }
-        payload_len += 4 + bytes.len() as u64;
+        payload_len += write_item(&mut w, &mut crc, &rec, "entry")?;
         count += 1;
     }
     // The graphs' links, so a restart links vectors instead of rebuilding their graphs. Only
@@ -112,15 +104,7 @@ pub(crate) fn write_snapshot<V: Serialize + Send + Sync + 'static, W: Write>(
         .filter_map(|(scope, p)| p.save_graph(scope.encoding()))
         .collect();
     if !graphs.is_empty() {
-        let bytes = bincode::serde::encode_to_vec(&graphs, bincode_config())
-            .map_err(std::io::Error::other)?;
-        let len = u32::try_from(bytes.len())
-            .map_err(|_| std::io::Error::other("graph links over 4 GiB"))?;
-        for chunk in [&len.to_le_bytes()[..], &bytes] {
-            w.write_all(chunk)?;
-            crc.update(chunk);
-        }
-        payload_len += 4 + bytes.len() as u64;
+        payload_len += write_item(&mut w, &mut crc, &graphs, "graph links")?;
     }
     w.write_all(&format::encode_footer(count, payload_len, crc.finalize()))?;
     w.flush()?;
@@ -134,6 +118,25 @@ pub(crate) fn write_snapshot<V: Serialize + Send + Sync + 'static, W: Write>(
 
 /// Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory:
 /// a crash at any point leaves either the previous snapshot or the new one, never a torn file.
+/// Write `item` as one payload item (its `u32` length, then its bincode) into `w` and `crc`;
+/// the bytes written. `what` names it in the error for an item over 4 GiB.
+fn write_item<W: Write>(
+    w: &mut W,
+    crc: &mut crc32fast::Hasher,
+    item: &impl Serialize,
+    what: &str,
+) -> Result<u64> {
+    let bytes =
+        bincode::serde::encode_to_vec(item, bincode_config()).map_err(std::io::Error::other)?;
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| std::io::Error::other(format!("{what} over 4 GiB")))?;
+    for chunk in [&len.to_le_bytes()[..], &bytes] {
+        w.write_all(chunk)?;
+        crc.update(chunk);
+    }
+    Ok(4 + bytes.len() as u64)
+}
+
 pub(crate) fn save_inner<V: Serialize + Send + Sync + 'static>(
     inner: &Inner<V>,
     path: &Path,

@@ -115,8 +115,8 @@ impl LinkGraph {
     /// The graph `saved` describes, over the slots `slot_of` gives its nodes' keys (`vectors[slot]`
     /// is that slot's vector), with no distance computed. Nodes without a slot are left out with
     /// their links. `None` (the caller builds afresh) if the graph was built with another `m`, or
-    /// fewer than [`MIN_RESTORED`] of its nodes have a slot. `saved` must have passed
-    /// [`SavedGraph::check`].
+    /// fewer than [`MIN_RESTORED`] of its nodes have a slot. The links are checked again here
+    /// (the loader checked them too): every index below is then in range.
     pub(crate) fn restore(
         m: usize,
         ef_construction: usize,

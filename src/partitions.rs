@@ -5,7 +5,7 @@ use crate::scope::Scope;
 use crate::stats::Counters;
 use crate::sync::RwLock;
 use crate::vector::IndexParams;
-use crate::vector::partition::{Partition, Rebuild};
+use crate::vector::partition::Partition;
 use crate::vector::segment::SearchActivity;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,8 +133,7 @@ impl Partitions {
         params: &IndexParams,
         counters: &Arc<Counters>,
     ) {
-        let wanted = p.wanted_rebuild(params);
-        if wanted != Rebuild::None && p.claim_rebuild() {
+        if p.claim_wanted_rebuild(params) {
             // Even a flat compaction (tens of µs) stays off the caller's path: maintenance can
             // be reached from a lookup that finds an expired entry.
             if params.background {

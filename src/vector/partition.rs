@@ -149,6 +149,20 @@ impl Partition {
             .is_ok()
     }
 
+    /// Claim the right to rebuild if a rebuild is wanted, asking again once claimed: the first
+    /// answer may have read a segment that a rebuild releasing the claim meanwhile replaced,
+    /// and would start a second rebuild of the new one (seen as two promotions of one scope).
+    pub(crate) fn claim_wanted_rebuild(&self, p: &IndexParams) -> bool {
+        if self.wanted_rebuild(p) == Rebuild::None || !self.claim_rebuild() {
+            return false;
+        }
+        if self.wanted_rebuild(p) == Rebuild::None {
+            self.release_claim();
+            return false;
+        }
+        true
+    }
+
     /// Give up a claim without rebuilding.
     pub(crate) fn release_claim(&self) {
         self.rebuilding.store(false, Ordering::Release);
@@ -282,6 +296,21 @@ mod tests {
         assert!(seg.has_graph());
         let found = seg.search(&unit(20), 1, 32, 0.0);
         assert_eq!(found.candidates[0].seq, 20);
+    }
+
+    #[test]
+    fn a_claim_is_kept_only_while_a_rebuild_is_still_wanted() {
+        let p = Partition::new(Default::default());
+        for i in 0..50 {
+            p.insert(key(i), i as u64, unit(i)).unwrap();
+        }
+        assert!(p.claim_wanted_rebuild(&params(10)));
+        // Claimed: nobody else may claim until this rebuild ends.
+        assert!(!p.claim_wanted_rebuild(&params(10)));
+        assert!(p.rebuild(&params(10)));
+        // Promoted: asked after the swap, nothing is wanted, and the claim is given back.
+        assert!(!p.claim_wanted_rebuild(&params(10)));
+        assert!(p.claim_rebuild());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::scope::Scope;
 use crate::stats::{Counters, Stats};
 use crate::tier::{ExactProbe, NoSecondTier, SecondTier};
 use crate::vector::SearchParams;
+use crate::vector::half::narrow;
 use crate::vector::validate::unit_vector;
 use moka::ops::compute::Op;
 use serde::Serialize;
@@ -748,6 +749,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         maintain: bool,
     ) -> Result<Hit<V>> {
         let value_bytes = self.check_value(&value)?;
+        let vector = narrow(&vector);
         let inner = &self.inner;
         let weight = inner
             .config

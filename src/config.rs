@@ -95,18 +95,18 @@ impl<V> Config<V> {
         past(created_ns, self.ttl) || past(last_access_ns, self.tti)
     }
 
-    /// Estimated resident bytes of one entry: prompt, value, the entry's vector (and hnsw_rs's
-    /// own copy of it where that engine is chosen), the graph's links (the crate's graph: 2·M
-    /// `u32`s at layer 0; hnsw_rs: 2·M neighbours of ~16 bytes), the frozen graph's copy of those
-    /// links (2·M × 4 bytes) and its one-byte codes of the vector, and fixed overhead (entry,
-    /// store and key-index slots). On dev-large's 81k real entries the crate's graph measured
-    /// 2 866 resident bytes per entry against this estimate's 2 650 (BENCHMARKS.md).
+    /// Estimated resident bytes of one entry: prompt, value, the entry's vector at half
+    /// precision (and hnsw_rs's own f32 copy of it where that engine is chosen), the graph's
+    /// links (the crate's graph: 2·M `u32`s at layer 0; hnsw_rs: 2·M neighbours of ~16 bytes),
+    /// the frozen graph's copy of those links (2·M × 4 bytes) and its one-byte codes of the
+    /// vector, and fixed overhead (entry, store and key-index slots). BENCHMARKS.md ("Memory")
+    /// compares it with resident bytes measured on dev-large.
     pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {
         const OVERHEAD: usize = 400;
-        let vector = self.dimension * std::mem::size_of::<f32>();
+        let stored = crate::vector::half::stored_bytes(self.dimension);
         let (vectors, links_per_m) = match self.index.engine {
-            GraphEngine::Links => (vector, 16),
-            GraphEngine::HnswRs => (2 * vector, 40),
+            GraphEngine::Links => (stored, 16),
+            GraphEngine::HnswRs => (stored + self.dimension * std::mem::size_of::<f32>(), 40),
         };
         [
             prompt_bytes,

@@ -2,6 +2,7 @@
 
 use crate::key::Key;
 use crate::scope::Scope;
+use crate::vector::half::HalfVector;
 use crate::vector::partition::{Partition, ScopeState};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
@@ -10,7 +11,8 @@ pub(crate) struct Entry<V> {
     pub(crate) key: Key,
     pub(crate) scope: Scope,
     pub(crate) prompt: Box<str>,
-    pub(crate) vector: Arc<[f32]>,
+    /// At half precision (src/vector/half.rs), shared with the index slot.
+    pub(crate) vector: HalfVector,
     pub(crate) value: V,
     /// Unique per insert: tells a replaced entry's index slot from its successor's.
     pub(crate) seq: u64,

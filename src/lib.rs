@@ -72,11 +72,12 @@
 //! | `paracache-redis` | `SharedCache`: replicas share one cache through Redis, built on [`SecondTier`] |
 //! | `paracache-gateway` | an OpenAI-compatible caching proxy |
 //!
-//! MSRV: Rust 1.88 (edition 2024); the README says how that was determined.
+//! MSRV: Rust 1.89 (edition 2024); the README says how that was determined.
 
 // No unsafe code, but for the one call into gemm's raw-pointer matrix product under the `bert`
-// feature (src/embed/bert/matmul.rs) and the prefetch hint of graph walks
-// (src/vector/prefetch.rs), each with its SAFETY argument.
+// feature (src/embed/bert/matmul.rs), the prefetch hint of graph walks (src/vector/prefetch.rs)
+// and the AVX-512 loads of half-precision vectors (src/vector/half_dot.rs), each with its SAFETY
+// argument.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -4,6 +4,7 @@ use crate::entry::Entry;
 use crate::key::Key;
 use crate::relevance::Rejection;
 use crate::scope::Scope;
+use crate::vector::half::widen;
 use std::fmt;
 use std::sync::Arc;
 
@@ -106,15 +107,18 @@ impl<V> Hit<V> {
         &self.entry.prompt
     }
 
-    /// The stored embedding of the matched prompt, at unit length.
+    /// The stored embedding of the matched prompt, at unit length. The cache stores embeddings
+    /// at half precision (11 significant bits a component); this is that copy, widened.
     ///
     /// ```
     /// # use paracache::{Cache, Scope};
     /// # let c: Cache<u32> = Cache::builder(2).build().unwrap();
-    /// assert_eq!(c.insert(&Scope::global(), "q", vec![0.0, 2.0], 7).unwrap().embedding(), &[0.0, 1.0]);
+    /// assert_eq!(c.insert(&Scope::global(), "q", vec![0.0, 2.0], 7).unwrap().embedding(), [0.0, 1.0]);
+    /// let e = c.insert(&Scope::global(), "r", vec![0.6, 0.8], 8).unwrap().embedding();
+    /// assert!((e[0] - 0.6).abs() < 1e-3 && (e[1] - 0.8).abs() < 1e-3);
     /// ```
-    pub fn embedding(&self) -> &[f32] {
-        &self.entry.vector
+    pub fn embedding(&self) -> Vec<f32> {
+        widen(&self.entry.vector)
     }
 
     /// The scope the entry lives in (always the scope that was looked up).

@@ -198,8 +198,12 @@ mod shuttle_checks {
                             // As `Cache::insert_entry` does: retry until a partition takes it.
                             let p = loop {
                                 let p = parts.get_or_create(&scope);
-                                if p.insert([seq as u8; 16], seq, Arc::from(vec![1.0f32]))
-                                    .is_some()
+                                if p.insert(
+                                    [seq as u8; 16],
+                                    seq,
+                                    crate::vector::half::narrow(&[1.0]),
+                                )
+                                .is_some()
                                 {
                                     break p;
                                 }

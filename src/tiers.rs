@@ -11,6 +11,7 @@ use crate::relevance::{Analysis, PairFeatures, Rejection};
 use crate::scope::Scope;
 use crate::stats::Counters;
 use crate::vector::SearchParams;
+use crate::vector::half::widen;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -226,7 +227,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             }
             if let Some(check) = check {
                 let features = PairFeatures::of_analyses(read_query, &candidate, similarity);
-                if let Err(why) = check.check_features(&features, query, &entry.vector) {
+                if let Err(why) = check.check_features(&features, query, &widen(&entry.vector)) {
                     Counters::bump(&counters.pair_check_rejections);
                     return Err(Rejection::PairCheck(why));
                 }

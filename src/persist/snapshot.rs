@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::key::{exact_key, normalize};
 use crate::liveness::Liveness;
 use crate::scope::Scope;
+use crate::vector::half::widen;
 use crate::vector::saved_graph::SavedGraph;
 use crate::vector::validate::unit_vector;
 use bincode::error::DecodeError;
@@ -83,10 +84,12 @@ pub(crate) fn write_snapshot<V: Serialize + Send + Sync + 'static, W: Write>(
         if inner.liveness(&e, now) != Liveness::Live {
             continue;
         }
+        // Records keep f32 vectors, so files read alike whatever precision a cache stores at.
+        let vector = widen(&e.vector);
         let rec = RecordRef {
             scope: e.scope.encoding(),
             prompt: &e.prompt,
-            vector: &e.vector,
+            vector: &vector,
             created_ns: e.created_ns,
             last_access_ns: e.last_access_ns.load(std::sync::atomic::Ordering::Relaxed),
             value: &e.value,

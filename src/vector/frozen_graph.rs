@@ -17,12 +17,14 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use super::half::{HalfVector, widen};
+
 /// One graph point as exported: its slot and its neighbour slots, layer 0 first.
 pub(crate) struct ExportedPoint {
     pub(crate) slot: u32,
     pub(crate) layers: Vec<Vec<u32>>,
     /// The engine's handle on the vector (hnsw_rs: a copy), when the exporter was asked for it.
-    pub(crate) vector: Option<Arc<[f32]>>,
+    pub(crate) vector: Option<HalfVector>,
 }
 
 /// The links of a whole graph, as an engine exports them.
@@ -120,7 +122,7 @@ impl FrozenGraph {
         base: Option<&FrozenGraph>,
         since: usize,
         covered: usize,
-        fresh: Vec<Option<Arc<[f32]>>>,
+        fresh: Vec<Option<HalfVector>>,
         graph: GraphLinks,
     ) -> Self {
         let since = base.map_or(0, |b| since.min(b.covered));
@@ -194,7 +196,7 @@ impl FrozenGraph {
         since: usize,
         covered: usize,
         dim: usize,
-        vectors: &[Option<Arc<[f32]>>],
+        vectors: &[Option<HalfVector>],
     ) -> Vec<Arc<CodeBlock>> {
         let shared = since / BLOCK;
         let mut blocks: Vec<Arc<CodeBlock>> = base.map_or(Vec::new(), |b| {
@@ -215,7 +217,7 @@ impl FrozenGraph {
                 } else if let Some(Some(v)) = vectors.get(slot - since)
                     && v.len() == dim
                 {
-                    scales[i] = quantize(v, out);
+                    scales[i] = quantize(&widen(v), out);
                 }
             }
             blocks.push(Arc::new(CodeBlock { codes, scales }));
@@ -470,6 +472,7 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector::half::narrow;
 
     /// The `k` best of a walk at beam width `ef`.
     fn find(v: FrozenGraph, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
@@ -488,7 +491,7 @@ mod tests {
     fn ring() -> FrozenGraph {
         let n = 8u32;
         let vectors = (0..n)
-            .map(|i| Some(unit(i as f32 * std::f32::consts::TAU / n as f32)))
+            .map(|i| Some(narrow(&unit(i as f32 * std::f32::consts::TAU / n as f32))))
             .collect();
         let points = (0..n)
             .map(|i| ExportedPoint {
@@ -529,7 +532,7 @@ mod tests {
             ExportedPoint {
                 slot: 1,
                 layers: vec![vec![0, 2]],
-                vector: Some(unit(0.5)),
+                vector: Some(narrow(&unit(0.5))),
             },
         ];
         // Slot 1's vector comes from the export; slot 2 is beyond `covered`.
@@ -537,7 +540,7 @@ mod tests {
             None,
             0,
             2,
-            vec![Some(unit(0.0)), None, Some(unit(1.0))],
+            vec![Some(narrow(&unit(0.0))), None, Some(narrow(&unit(1.0)))],
             GraphLinks {
                 points,
                 entry: Some(0),
@@ -613,7 +616,7 @@ mod tests {
     fn incremental_builds_share_full_code_blocks_and_keep_their_codes() {
         let vs = random_units(BLOCK * 2 + 100, 8, 3);
         let first = BLOCK + 50;
-        let fresh = |r: std::ops::Range<usize>| vs[r].iter().cloned().map(Some).collect();
+        let fresh = |r: std::ops::Range<usize>| vs[r].iter().map(|v| Some(narrow(v))).collect();
         let a = FrozenGraph::build(None, 0, first, fresh(0..first), chain(&vs[..first], 0, 0));
         let b = FrozenGraph::build(
             Some(&a),
@@ -633,7 +636,7 @@ mod tests {
         assert_eq!(b.blocks.len(), 3);
         for slot in [0, BLOCK - 1, BLOCK, first - 1, first, vs.len() - 1] {
             let mut codes = vec![0i8; 8];
-            let scale = quantize(&vs[slot], &mut codes);
+            let scale = quantize(&widen(&narrow(&vs[slot])), &mut codes);
             assert_eq!(
                 b.code(slot as u32),
                 Some((&codes[..], scale)),

@@ -6,6 +6,7 @@
 
 use super::distance::SimdCosine;
 use super::frozen_graph::{ExportedPoint, GraphLinks};
+use super::half::{HalfVector, narrow, widen};
 use super::saved_graph::SavedGraph;
 use crate::key::Key;
 use hnsw_rs::hnsw::{Hnsw, Point};
@@ -17,11 +18,11 @@ use std::sync::Arc;
 /// [`super::frozen_graph::FrozenGraph`] of its exported links.
 pub(crate) trait AnnGraph: Send + Sync {
     /// Add one vector under `slot`. `false` if the engine failed (the caller falls back to a scan).
-    fn insert(&self, vector: &Arc<[f32]>, slot: usize) -> bool;
+    fn insert(&self, vector: &HalfVector, slot: usize) -> bool;
     /// Add many vectors using all cores, a chunk at a time so that a build nobody wants any more
     /// (`cancelled`) stops within one chunk instead of running on for minutes. Whether every
     /// vector went in.
-    fn insert_batch(&self, items: &[(Arc<[f32]>, usize)], cancelled: &dyn Fn() -> bool) -> bool;
+    fn insert_batch(&self, items: &[(HalfVector, usize)], cancelled: &dyn Fn() -> bool) -> bool;
     /// The links (and, where `copy_vector(slot)`, the vector) of every point whose links may
     /// have changed since the graph held only slots `0..since`: the points added since and their
     /// neighbours. `since == 0` exports every point. Call with no insert in flight. `None` on
@@ -33,7 +34,8 @@ pub(crate) trait AnnGraph: Send + Sync {
     fn save(&self, key_of: &dyn Fn(usize) -> Option<Key>) -> Option<SavedGraph>;
 }
 
-/// hnsw_rs with simsimd cosine.
+/// hnsw_rs with simsimd cosine. It keeps its own f32 copy of every vector, widened from the
+/// stored halves.
 pub(crate) struct HnswGraph {
     inner: Hnsw<'static, f32, SimdCosine>,
     known: Mutex<KnownPoints>,
@@ -65,12 +67,17 @@ impl HnswGraph {
 }
 
 impl AnnGraph for HnswGraph {
-    fn insert_batch(&self, items: &[(Arc<[f32]>, usize)], cancelled: &dyn Fn() -> bool) -> bool {
+    fn insert_batch(&self, items: &[(HalfVector, usize)], cancelled: &dyn Fn() -> bool) -> bool {
         for chunk in items.chunks(BUILD_CHUNK) {
             if cancelled() {
                 return false;
             }
-            let batch: Vec<(&[f32], usize)> = chunk.iter().map(|(v, s)| (&**v, *s)).collect();
+            let wide: Vec<Vec<f32>> = chunk.iter().map(|(v, _)| widen(v)).collect();
+            let batch: Vec<(&[f32], usize)> = wide
+                .iter()
+                .zip(chunk)
+                .map(|(v, (_, s))| (&v[..], *s))
+                .collect();
             if catch_unwind(AssertUnwindSafe(|| {
                 self.inner.parallel_insert_slice(&batch)
             }))
@@ -82,12 +89,10 @@ impl AnnGraph for HnswGraph {
         true
     }
 
-    fn insert(&self, vector: &Arc<[f32]>, slot: usize) -> bool {
+    fn insert(&self, vector: &HalfVector, slot: usize) -> bool {
+        let wide = widen(vector);
         // hnsw_rs asserts internally; a panic there must not reach the caller of the cache.
-        catch_unwind(AssertUnwindSafe(|| {
-            self.inner.insert_slice((&**vector, slot))
-        }))
-        .is_ok()
+        catch_unwind(AssertUnwindSafe(|| self.inner.insert_slice((&wide, slot)))).is_ok()
     }
 
     fn save(&self, _key_of: &dyn Fn(usize) -> Option<Key>) -> Option<SavedGraph> {
@@ -130,7 +135,7 @@ impl AnnGraph for HnswGraph {
                 ExportedPoint {
                     slot: slot as u32,
                     layers,
-                    vector: copy_vector(slot).then(|| Arc::from(p.get_v())),
+                    vector: copy_vector(slot).then(|| narrow(p.get_v())),
                 }
             };
             let since = since.min(known.by_slot.len());

@@ -11,8 +11,8 @@
 //! One writer at a time (the segment's indexer) and no reader: lookups search the
 //! [`super::frozen_graph::FrozenGraph`] exported from it, so the graph needs no atomics.
 
-use super::distance::similarity;
 use super::frozen_graph::{Best, ExportedPoint, GraphLinks, Visited};
+use super::half::{Half, HalfVector, similarity};
 use super::hnsw_graph::AnnGraph;
 use super::saved_graph::{SavedGraph, SavedNode};
 use crate::key::Key;
@@ -48,7 +48,7 @@ struct State {
     /// splitmix64 state: levels are drawn deterministically, so a build is reproducible.
     rng: u64,
     /// Every slot offered so far; `None` for a slot never inserted (it died before its turn).
-    vectors: Vec<Option<Arc<[f32]>>>,
+    vectors: Vec<Option<HalfVector>>,
     links: Links,
     /// Highest layer of each slot.
     levels: Vec<u8>,
@@ -122,7 +122,7 @@ impl LinkGraph {
         ef_construction: usize,
         saved: &SavedGraph,
         slot_of: &dyn Fn(&Key) -> Option<usize>,
-        vectors: &[Arc<[f32]>],
+        vectors: &[HalfVector],
     ) -> Option<Self> {
         if saved.m as usize != m || saved.check().is_err() {
             return None;
@@ -203,7 +203,7 @@ impl State {
 }
 
 impl AnnGraph for LinkGraph {
-    fn insert(&self, vector: &Arc<[f32]>, slot: usize) -> bool {
+    fn insert(&self, vector: &HalfVector, slot: usize) -> bool {
         let Ok(slot) = u32::try_from(slot) else {
             return false;
         };
@@ -213,7 +213,7 @@ impl AnnGraph for LinkGraph {
         catch_unwind(AssertUnwindSafe(|| state.insert(vector, slot))).unwrap_or(false)
     }
 
-    fn insert_batch(&self, items: &[(Arc<[f32]>, usize)], cancelled: &dyn Fn() -> bool) -> bool {
+    fn insert_batch(&self, items: &[(HalfVector, usize)], cancelled: &dyn Fn() -> bool) -> bool {
         let mut all = true;
         for chunk in items.chunks(BUILD_CHUNK) {
             if cancelled() {
@@ -262,7 +262,7 @@ impl State {
         }
     }
 
-    fn insert(&mut self, vector: &Arc<[f32]>, slot: u32) -> bool {
+    fn insert(&mut self, vector: &HalfVector, slot: u32) -> bool {
         let s = slot as usize;
         if let Some(Some(v)) = self.vectors.get(s) {
             // Already linked (a restored graph): the same vector is a no-op, another a refusal.
@@ -282,7 +282,7 @@ impl State {
             (self.entry, self.top) = (Some(slot), level);
             return true;
         };
-        let q: &[f32] = vector;
+        let q: &[Half] = vector;
         let mut cur = Best(self.sim(q, entry), entry);
         for layer in (level + 1..=self.top).rev() {
             cur = self.greedy(q, cur, layer);
@@ -312,7 +312,7 @@ impl State {
         true
     }
 
-    fn sim(&self, q: &[f32], slot: u32) -> f32 {
+    fn sim(&self, q: &[Half], slot: u32) -> f32 {
         match self.vectors.get(slot as usize) {
             Some(Some(v)) => similarity(q, v),
             _ => -1.0,
@@ -320,7 +320,7 @@ impl State {
     }
 
     /// Walk `layer` from `cur` to a local best for `q`.
-    fn greedy(&self, q: &[f32], mut cur: Best, layer: usize) -> Best {
+    fn greedy(&self, q: &[Half], mut cur: Best, layer: usize) -> Best {
         loop {
             let mut moved = false;
             for &n in self.links.get(cur.1, layer) {
@@ -442,9 +442,9 @@ impl State {
 /// first.
 fn search_layer(
     links: &Links,
-    vectors: &[Option<Arc<[f32]>>],
+    vectors: &[Option<HalfVector>],
     visited: &mut Visited,
-    q: &[f32],
+    q: &[Half],
     starts: &[Best],
     ef: usize,
     layer: usize,
@@ -490,10 +490,11 @@ fn search_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector::half::narrow;
     use std::collections::BTreeMap;
 
     /// Deterministic unit vectors in clusters, like sentence embeddings of related prompts.
-    fn clustered(n: usize, dim: usize, seed: u64) -> Vec<Arc<[f32]>> {
+    fn clustered(n: usize, dim: usize, seed: u64) -> Vec<HalfVector> {
         let mut s = seed;
         let mut next = move || {
             s = s
@@ -509,13 +510,13 @@ mod tests {
                 let c = &centres[i % centres.len()];
                 let v: Vec<f32> = c.iter().map(|x| x + 0.35 * next()).collect();
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                Arc::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())
+                narrow(&v.iter().map(|x| x / norm).collect::<Vec<f32>>())
             })
             .collect()
     }
 
     /// Each vector under its index as slot.
-    fn slotted(vectors: &[Arc<[f32]>]) -> Vec<(Arc<[f32]>, usize)> {
+    fn slotted(vectors: &[HalfVector]) -> Vec<(HalfVector, usize)> {
         vectors
             .iter()
             .cloned()
@@ -524,7 +525,7 @@ mod tests {
             .collect()
     }
 
-    fn built(vectors: &[Arc<[f32]>]) -> LinkGraph {
+    fn built(vectors: &[HalfVector]) -> LinkGraph {
         let g = LinkGraph::new(8, 64, vectors.len());
         assert!(g.insert_batch(&slotted(vectors), &|| false));
         g
@@ -540,7 +541,7 @@ mod tests {
     }
 
     /// The best slot for `q` that a beam of `ef` finds, descending as a lookup does.
-    fn nearest(g: &LinkGraph, q: &[f32], ef: usize) -> Option<u32> {
+    fn nearest(g: &LinkGraph, q: &[Half], ef: usize) -> Option<u32> {
         let mut st = g.state.lock();
         let entry = st.entry?;
         let mut cur = Best(st.sim(q, entry), entry);
@@ -629,6 +630,6 @@ mod tests {
     #[test]
     fn an_out_of_range_slot_is_refused() {
         let g = LinkGraph::new(8, 32, 0);
-        assert!(!g.insert(&Arc::from(vec![1.0f32, 0.0]), u32::MAX as usize + 1));
+        assert!(!g.insert(&narrow(&[1.0, 0.0]), u32::MAX as usize + 1));
     }
 }

@@ -5,6 +5,8 @@
 
 pub(crate) mod distance;
 pub(crate) mod frozen_graph;
+pub(crate) mod half;
+pub(crate) mod half_dot;
 pub(crate) mod hnsw_graph;
 pub(crate) mod link_graph;
 pub(crate) mod partition;
@@ -116,7 +118,7 @@ impl IndexParams {
         }
         let slot_of: std::collections::HashMap<Key, usize> =
             live.iter().enumerate().map(|(i, lv)| (lv.key, i)).collect();
-        let vectors: Vec<std::sync::Arc<[f32]>> = live.iter().map(|lv| lv.vector.clone()).collect();
+        let vectors: Vec<half::HalfVector> = live.iter().map(|lv| lv.vector.clone()).collect();
         let graph = link_graph::LinkGraph::restore(
             self.m,
             self.ef_construction,

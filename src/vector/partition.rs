@@ -6,6 +6,7 @@
 //! eviction policy or user code is called.
 
 use super::IndexParams;
+use super::half::HalfVector;
 use super::saved_graph::SavedGraph;
 use super::segment::{AfterInsert, LiveVector, SearchActivity, Segment};
 use crate::key::Key;
@@ -80,7 +81,7 @@ impl Partition {
     /// Add a vector. Returns the scope generation it was added under, or `None` if this partition
     /// was retired (the caller fetches the scope's new partition and tries again).
     /// When the graph has fallen too far behind, waits for its indexer, with no lock held.
-    pub(crate) fn insert(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> Option<u64> {
+    pub(crate) fn insert(&self, key: Key, seq: u64, vector: HalfVector) -> Option<u64> {
         let (generation, seg, after) = {
             // Held across the insert so a rebuild's final catch-up cannot miss it.
             let seg = self.segment.read();
@@ -258,9 +259,10 @@ mod tests {
         }
     }
 
-    fn unit(i: usize) -> Arc<[f32]> {
-        let a = i as f32 * 0.01;
-        Arc::from(vec![a.cos(), a.sin()])
+    fn unit(i: usize) -> HalfVector {
+        // 0.1 rad apart: neighbours differ by 5e-3 in cosine, far above half precision's 1e-4.
+        let a = i as f32 * 0.1;
+        crate::vector::half::narrow(&[a.cos(), a.sin()])
     }
 
     fn key(i: usize) -> Key {
@@ -294,7 +296,7 @@ mod tests {
         assert!(p.claim_rebuild() && p.rebuild(&params(10)));
         let seg = p.segment();
         assert!(seg.has_graph());
-        let found = seg.search(&unit(20), 1, 32, 0.0);
+        let found = seg.search(&crate::vector::half::widen(&unit(20)), 1, 32, 0.0);
         assert_eq!(found.candidates[0].seq, 20);
     }
 

@@ -16,8 +16,8 @@
 //! A lookup never waits for the indexer: it reads the last view and scans the rest.
 
 use super::Candidate;
-use super::distance::similarity;
 use super::frozen_graph::{FrozenGraph, Walk};
+use super::half::{Half, HalfVector, narrow_vec, similarity, similarity_to};
 use super::hnsw_graph::AnnGraph;
 use super::saved_graph::SavedGraph;
 use crate::key::Key;
@@ -53,7 +53,7 @@ struct Slot {
     key: Key,
     seq: u64,
     /// `None` once dead.
-    vector: Option<Arc<[f32]>>,
+    vector: Option<HalfVector>,
 }
 
 #[derive(Default)]
@@ -71,7 +71,7 @@ struct Book {
 pub(crate) struct LiveVector {
     pub(crate) key: Key,
     pub(crate) seq: u64,
-    pub(crate) vector: Arc<[f32]>,
+    pub(crate) vector: HalfVector,
 }
 
 pub(crate) struct Segment {
@@ -157,6 +157,8 @@ pub(crate) enum AfterInsert {
 pub(crate) struct SegmentSearch<'a> {
     segment: &'a Segment,
     query: &'a [f32],
+    /// The query at the precision of the stored vectors, to rank what the walk and the tail find.
+    narrowed: Vec<Half>,
     /// `None` for a segment without a graph, which is scanned whole.
     walk: Option<Walk>,
     /// Exact similarities of the live slots the view does not cover, computed by the first
@@ -179,8 +181,9 @@ impl SegmentSearch<'_> {
         };
         let tail = self
             .tail
-            .get_or_insert_with(|| self.segment.scan_tail(self.query, from));
-        self.segment.merge(k, floor, raw, tail, self.query)
+            .get_or_insert_with(|| self.segment.scan_tail(&self.narrowed, from));
+        self.segment
+            .merge(k, floor, raw, tail, (self.query, &self.narrowed))
     }
 }
 
@@ -240,7 +243,7 @@ impl Segment {
             book.by_key.insert(lv.key, i as u32);
         }
         let graph: Option<Box<dyn AnnGraph>> = graph.and_then(|g| {
-            let items: Vec<(Arc<[f32]>, usize)> = live
+            let items: Vec<(HalfVector, usize)> = live
                 .iter()
                 .enumerate()
                 .map(|(i, lv)| (lv.vector.clone(), i))
@@ -285,7 +288,7 @@ impl Segment {
     /// Add a vector; a live slot of the same key dies (it is being replaced). Without background
     /// indexing the graph takes it before this returns; with it, the caller follows the returned
     /// [`AfterInsert`].
-    pub(crate) fn insert(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> AfterInsert {
+    pub(crate) fn insert(&self, key: Key, seq: u64, vector: HalfVector) -> AfterInsert {
         let len = self.append(key, seq, vector);
         if self.graph.is_none() {
             return AfterInsert::Done;
@@ -307,7 +310,7 @@ impl Segment {
 
     /// Add a vector to the book only, leaving it to the next indexer (a rebuild's catch-up).
     /// Returns the number of slots.
-    pub(crate) fn append(&self, key: Key, seq: u64, vector: Arc<[f32]>) -> usize {
+    pub(crate) fn append(&self, key: Key, seq: u64, vector: HalfVector) -> usize {
         let mut b = self.book.write();
         if let Some(&old) = b.by_key.get(&key) {
             let old_seq = b.slots[old as usize].seq;
@@ -420,7 +423,7 @@ impl Segment {
             let (end, batch) = {
                 let b = self.book.read();
                 let end = b.slots.len().min(from + PARALLEL_BATCH);
-                let batch: Vec<(usize, Arc<[f32]>)> = (from..end)
+                let batch: Vec<(usize, HalfVector)> = (from..end)
                     .filter_map(|slot| Some((slot, b.slots[slot].vector.clone()?)))
                     .collect();
                 (end, batch)
@@ -439,7 +442,7 @@ impl Segment {
                 || (self.waiters.load(Ordering::Acquire) > 0
                     && !self.activity.searched_within(QUIET_MS));
             if parallel && batch.len() >= PARALLEL_BATCH / 2 {
-                let items: Vec<(Arc<[f32]>, usize)> =
+                let items: Vec<(HalfVector, usize)> =
                     batch.iter().map(|(slot, v)| (v.clone(), *slot)).collect();
                 let _ = graph.insert_batch(&items, &|| self.abandoned.load(Ordering::Acquire));
                 self.indexed.store(end, Ordering::Release);
@@ -473,7 +476,7 @@ impl Segment {
         } else {
             base.covered()
         };
-        let fresh: Vec<Option<Arc<[f32]>>> = {
+        let fresh: Vec<Option<HalfVector>> = {
             let book = self.book.read();
             book.slots[since.min(covered)..covered.min(book.slots.len())]
                 .iter()
@@ -532,6 +535,7 @@ impl Segment {
         SegmentSearch {
             segment: self,
             query,
+            narrowed: narrow_vec(query),
             walk,
             tail: None,
         }
@@ -544,7 +548,7 @@ impl Segment {
     }
 
     /// Exact similarities of the live slots from `from` on, in slot order.
-    fn scan_tail(&self, query: &[f32], from: usize) -> Vec<(usize, f32)> {
+    fn scan_tail(&self, query: &[Half], from: usize) -> Vec<(usize, f32)> {
         let b = self.book.read();
         let tail = b.slots.get(from..).unwrap_or(&[]);
         tail.iter()
@@ -561,7 +565,7 @@ impl Segment {
         floor: f32,
         raw: Vec<(usize, f32)>,
         tail: &[(usize, f32)],
-        query: &[f32],
+        (query, narrowed): (&[f32], &[Half]),
     ) -> Found {
         let b = self.book.read();
         // The view's similarities are approximate; the decision is made on exact ones. A dead
@@ -569,7 +573,7 @@ impl Segment {
         let mut top = raw;
         for (slot, sim) in &mut top {
             if let Some(v) = b.slots.get(*slot).and_then(|s| s.vector.as_ref()) {
-                *sim = similarity(query, v);
+                *sim = similarity(narrowed, v);
             }
         }
         top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
@@ -582,6 +586,13 @@ impl Segment {
             top.insert(at, (slot, sim));
             top.truncate(k);
         }
+        // What is returned is scored against the query as given, only the stored side rounded.
+        for (slot, sim) in &mut top {
+            if let Some(v) = b.slots.get(*slot).and_then(|s| s.vector.as_ref()) {
+                *sim = similarity_to(query, v);
+            }
+        }
+        top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         let raw_len = top.len();
         let raw_worst = top.last().map_or(-1.0, |r| r.1);
         let raw_best = top.first().map_or(-1.0, |r| r.1);
@@ -670,10 +681,16 @@ impl Book {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector::half::narrow;
     use crate::vector::link_graph::LinkGraph;
 
-    fn v(x: f32, y: f32) -> Arc<[f32]> {
-        Arc::from(vec![x, y])
+    fn v(x: f32, y: f32) -> HalfVector {
+        narrow(&[x, y])
+    }
+
+    /// The similarity the segment returns: the query as given, the vector as stored.
+    fn sim(q: &[f32], v: &[f32]) -> f32 {
+        similarity_to(q, &narrow(v))
     }
 
     #[test]
@@ -754,7 +771,7 @@ mod tests {
             .map(|(i, v)| LiveVector {
                 key: key_of(i),
                 seq: i as u64,
-                vector: v.clone(),
+                vector: narrow(v),
             })
             .collect();
         Segment::build(
@@ -770,7 +787,7 @@ mod tests {
     fn exact_best(vectors: &[Arc<[f32]>], q: &[f32], live: impl Fn(usize) -> bool) -> usize {
         (0..vectors.len())
             .filter(|&i| live(i))
-            .max_by(|&a, &b| similarity(q, &vectors[a]).total_cmp(&similarity(q, &vectors[b])))
+            .max_by(|&a, &b| sim(q, &vectors[a]).total_cmp(&sim(q, &vectors[b])))
             .unwrap()
     }
 
@@ -790,7 +807,7 @@ mod tests {
                 let found = seg.search(q, 1, 64, -1.0);
                 let c = found.candidates[0];
                 // The walk ranks by 8-bit codes; what the segment returns is exact.
-                assert_eq!(c.similarity, similarity(q, &vectors[c.seq as usize]));
+                assert_eq!(c.similarity, sim(q, &vectors[c.seq as usize]));
                 c.seq as usize == exact_best(&vectors, q, |_| true)
             })
             .count();
@@ -825,7 +842,7 @@ mod tests {
         let mut vectors = random_units(1500, 24, 3);
         let seg = graph_segment(&vectors[..1000]);
         for (i, v) in vectors.iter().enumerate().skip(1000).take(TAIL_LIMIT - 1) {
-            seg.insert(key_of(i), i as u64, v.clone());
+            seg.insert(key_of(i), i as u64, narrow(v));
             // A vector is its own nearest neighbour the moment it is in.
             assert_eq!(seg.search(v, 1, 16, 0.0).candidates[0].seq, i as u64);
         }
@@ -835,7 +852,7 @@ mod tests {
             "still below the tail limit"
         );
         let i = 1000 + TAIL_LIMIT - 1;
-        seg.insert(key_of(i), i as u64, vectors[i].clone());
+        seg.insert(key_of(i), i as u64, narrow(&vectors[i]));
         assert_eq!(seg.view.read().covered(), 1000 + TAIL_LIMIT, "refrozen");
         vectors.truncate(1000 + TAIL_LIMIT);
         for (i, v) in vectors.iter().enumerate().skip(990) {
@@ -850,7 +867,7 @@ mod tests {
             .map(|i| LiveVector {
                 key: key_of(i),
                 seq: i as u64,
-                vector: vectors[i].clone(),
+                vector: narrow(&vectors[i]),
             })
             .collect();
         let seg = Arc::new(
@@ -865,7 +882,7 @@ mod tests {
         );
         let mut max_backlog = 0;
         for (i, v) in vectors.iter().enumerate().skip(1000) {
-            match seg.insert(key_of(i), i as u64, v.clone()) {
+            match seg.insert(key_of(i), i as u64, narrow(v)) {
                 AfterInsert::Done => {}
                 AfterInsert::Spawn => seg.spawn_indexer(),
                 AfterInsert::Wait => seg.wait_for_backlog(),
@@ -915,7 +932,7 @@ mod tests {
         );
         seg.abandon();
         for (i, v) in vectors.iter().enumerate() {
-            if let AfterInsert::Wait = seg.insert(key_of(i), i as u64, v.clone()) {
+            if let AfterInsert::Wait = seg.insert(key_of(i), i as u64, narrow(v)) {
                 seg.wait_for_backlog();
             }
         }

@@ -60,9 +60,11 @@ fn decisions_match_exact_scan(seed: u64, adaptive: bool, engine: GraphEngine) {
         if let Some(hit) = got.hit() {
             assert!(hit.similarity() >= THRESHOLD, "served below threshold");
             let true_sim = support::cos(&data[*hit.value()], &query);
+            // Stored vectors are half precision: each component within 2^-11 of itself, so
+            // for unit vectors the cosine is within 2^-11 (Cauchy-Schwarz), plus f32 rounding.
             assert!(
-                (true_sim - hit.similarity()).abs() < 1e-4,
-                "reported similarity is exact"
+                (true_sim - hit.similarity()).abs() <= 1.0 / 2048.0 + 1e-6,
+                "reported similarity is the query's cosine with the stored vector"
             );
         }
         if got.is_hit() == truth.is_some() {

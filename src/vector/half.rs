@@ -1,0 +1,150 @@
+//! Stored vectors at half precision (IEEE binary16).
+//!
+//! Each entry's vector is kept once, shared by the entry, its index slot and the graph. At f32 a
+//! 384-d vector took 1 568 bytes with its allocation, over half of what an entry cost at 81k
+//! entries (BENCHMARKS.md, "Memory"); as f16 it takes 784. The cost in precision is small against
+//! anything the cache decides on: a component keeps 11 significant bits, so a unit vector's
+//! rounding error is at most 2^-11 of each component, and a cosine between two stored vectors
+//! moves by ~1e-5 (at most 6e-5 over 2 000 random 384-d pairs, `cosine_moves_by_less_than_1e4`),
+//! below the differences embedding models themselves show across hardware and batch sizes.
+//! The decision-agreement checks against an exact f32 scan (tests/it, the replay) measure what
+//! that leaves of the tier's decisions.
+//!
+//! Queries stay f32 wherever they are kept (a `Miss` hands its embedding back to be inserted);
+//! a search narrows the query once for its exact scores.
+
+use half::slice::HalfFloatSliceExt;
+use std::sync::Arc;
+
+/// One component of a stored vector.
+pub(crate) type Half = simsimd::f16;
+
+/// A stored vector, shared by its entry, its index slot and the graph.
+pub(crate) type HalfVector = Arc<[Half]>;
+
+/// `v` at half precision, as a fresh buffer.
+pub(crate) fn narrow_vec(v: &[f32]) -> Vec<Half> {
+    let mut halves = vec![half::f16::ZERO; v.len()];
+    // half converts with F16C where the CPU has it.
+    halves.convert_from_f32_slice(v);
+    halves
+        .into_iter()
+        .map(|h| simsimd::f16(h.to_bits()))
+        .collect()
+}
+
+/// `v` at half precision, ready to store.
+pub(crate) fn narrow(v: &[f32]) -> HalfVector {
+    Arc::from(narrow_vec(v))
+}
+
+/// `v` back at single precision (exact: every f16 is an f32).
+pub(crate) fn widen(v: &[Half]) -> Vec<f32> {
+    let bits: Vec<half::f16> = v.iter().map(|h| half::f16::from_bits(h.0)).collect();
+    let mut out = vec![0f32; v.len()];
+    bits.convert_to_f32_slice(&mut out);
+    out
+}
+
+/// Cosine similarity of two equal-length unit vectors at half precision, clamped to `[-1, 1]`;
+/// a length mismatch (never reached: vectors are validated on the way in) counts as orthogonal.
+#[inline]
+pub(crate) fn similarity(a: &[Half], b: &[Half]) -> f32 {
+    clamped(super::half_dot::dot(a, b))
+}
+
+/// A dot product of unit vectors as a cosine: NaN as opposite, rounding past ±1 cut back,
+/// a length mismatch as orthogonal.
+fn clamped(dot: Option<f32>) -> f32 {
+    match dot {
+        Some(d) if d.is_nan() => -1.0,
+        Some(d) => d.clamp(-1.0, 1.0),
+        None => 0.0,
+    }
+}
+
+/// Cosine similarity of an f32 query and a stored vector, with only the stored side rounded:
+/// what the cache decides on and reports.
+pub(crate) fn similarity_to(query: &[f32], stored: &[Half]) -> f32 {
+    clamped(super::half_dot::dot_mixed(query, stored))
+}
+
+/// Bytes one stored vector of `dim` components takes, with its `Arc` counts.
+pub(crate) fn stored_bytes(dim: usize) -> usize {
+    dim * std::mem::size_of::<Half>() + 2 * std::mem::size_of::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_units(n: usize, dim: usize, mut seed: u64) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|_| {
+                let raw: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                    })
+                    .collect();
+                let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+                raw.iter().map(|x| x / norm).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cosine_moves_by_less_than_1e4() {
+        let vs = random_units(2001, 384, 7);
+        let mut worst = 0f32;
+        for pair in vs.windows(2) {
+            let exact: f32 = pair[0].iter().zip(&pair[1]).map(|(a, b)| a * b).sum();
+            let stored = similarity(&narrow(&pair[0]), &narrow(&pair[1]));
+            worst = worst.max((exact - stored).abs());
+        }
+        assert!(worst < 1e-4, "worst cosine error {worst}");
+        let one_side = vs
+            .windows(2)
+            .map(|p| {
+                let exact: f32 = p[0].iter().zip(&p[1]).map(|(a, b)| a * b).sum();
+                (exact - similarity_to(&p[0], &narrow(&p[1]))).abs()
+            })
+            .fold(0f32, f32::max);
+        assert!(
+            one_side < worst,
+            "{one_side} against {worst} with both sides rounded"
+        );
+        assert!(
+            worst > 0.0,
+            "the kernel ran on halves, not on a copy of the f32s"
+        );
+    }
+
+    #[test]
+    fn narrowing_then_widening_keeps_each_component_to_11_bits() {
+        let v = &random_units(1, 384, 3)[0];
+        let back = widen(&narrow(v));
+        for (a, b) in v.iter().zip(&back) {
+            assert!(
+                (a - b).abs() <= a.abs() / 2048.0 + 1e-7,
+                "{a} came back as {b}"
+            );
+        }
+        assert_eq!(widen(&narrow(&[0.0, 1.0, -0.5])), vec![0.0, 1.0, -0.5]);
+        assert_eq!(
+            narrow(&back)[..],
+            narrow(v)[..],
+            "a second round trip is exact"
+        );
+    }
+
+    #[test]
+    fn similarity_is_clamped_and_a_length_mismatch_is_orthogonal() {
+        let one = narrow(&[1.0, 0.0]);
+        assert_eq!(similarity(&one, &one), 1.0);
+        assert_eq!(similarity(&one, &narrow(&[1.0])), 0.0);
+        assert_eq!(stored_bytes(384), 768 + 16);
+    }
+}

@@ -34,6 +34,15 @@ const MIN_RESTORED: f64 = 0.75;
 /// Points a bulk build adds between two checks that it is still wanted.
 const BUILD_CHUNK: usize = 1024;
 
+/// A bulk build links points in rounds: each round's searches run in parallel on the graph as
+/// it stood before the round, then its points are linked one by one, each also offered the
+/// round's earlier points directly. A round is at most this share of the graph (1/16), so what
+/// its searches miss is a small part of what they would see one by one.
+const ROUND_SHARE: usize = 16;
+
+/// Most points in one round: enough to keep every core busy between the sequential steps.
+const MAX_ROUND: usize = 256;
+
 /// The graph behind a segment, built one point at a time by the segment's indexer.
 pub(crate) struct LinkGraph {
     state: Mutex<State>,
@@ -58,6 +67,15 @@ struct State {
     entry: Option<u32>,
     top: usize,
     visited: Visited,
+    /// One visited set per thread of a parallel round, kept between rounds.
+    round_visited: Vec<Visited>,
+}
+
+/// A point of a parallel round: what the sequential step needs besides its searches.
+struct RoundPoint {
+    vector: HalfVector,
+    slot: u32,
+    level: usize,
 }
 
 /// Neighbour lists: layer 0 flat, `2m` places per slot; upper layers per slot that has them.
@@ -198,6 +216,7 @@ impl State {
             entry: None,
             top: 0,
             visited: Visited::default(),
+            round_visited: Vec::new(),
         }
     }
 }
@@ -214,16 +233,8 @@ impl AnnGraph for LinkGraph {
     }
 
     fn insert_batch(&self, items: &[(HalfVector, usize)], cancelled: &dyn Fn() -> bool) -> bool {
-        let mut all = true;
-        for chunk in items.chunks(BUILD_CHUNK) {
-            if cancelled() {
-                return false;
-            }
-            for (v, slot) in chunk {
-                all &= self.insert(v, *slot);
-            }
-        }
-        all
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.insert_rounds(items, cancelled, threads)
     }
 
     fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks> {
@@ -236,6 +247,46 @@ impl AnnGraph for LinkGraph {
         catch_unwind(AssertUnwindSafe(|| state.save(key_of)))
             .ok()
             .flatten()
+    }
+}
+
+impl LinkGraph {
+    /// [`AnnGraph::insert_batch`] with `threads` searching each round. The graph comes out the
+    /// same whatever `threads` is (a build is reproducible on any machine): a round's searches
+    /// read only the graph as it stood before the round, and its points are linked in order.
+    fn insert_rounds(
+        &self,
+        items: &[(HalfVector, usize)],
+        cancelled: &dyn Fn() -> bool,
+        threads: usize,
+    ) -> bool {
+        let mut all = true;
+        for chunk in items.chunks(BUILD_CHUNK) {
+            if cancelled() {
+                return false;
+            }
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let mut state = self.state.lock();
+                let round = (state.vectors.len() / ROUND_SHARE).clamp(1, MAX_ROUND);
+                let (now, later) = rest.split_at(round.min(rest.len()));
+                rest = later;
+                if now.len() < 2 || state.entry.is_none() {
+                    for (v, slot) in now {
+                        let Ok(slot) = u32::try_from(*slot) else {
+                            all = false;
+                            continue;
+                        };
+                        all &= catch_unwind(AssertUnwindSafe(|| state.insert(v, slot)))
+                            .unwrap_or(false);
+                    }
+                } else {
+                    all &= catch_unwind(AssertUnwindSafe(|| state.insert_round(now, threads)))
+                        .unwrap_or(false);
+                }
+            }
+        }
+        all
     }
 }
 
@@ -310,6 +361,155 @@ impl State {
             (self.entry, self.top) = (Some(slot), level);
         }
         true
+    }
+
+    /// Link `items` as one parallel round (see [`ROUND_SHARE`]). The graph must have an entry.
+    fn insert_round(&mut self, items: &[(HalfVector, usize)], threads: usize) -> bool {
+        let mut all = true;
+        let mut points: Vec<RoundPoint> = Vec::with_capacity(items.len());
+        for (v, slot) in items {
+            let Ok(slot) = u32::try_from(*slot) else {
+                all = false;
+                continue;
+            };
+            if let Some(Some(old)) = self.vectors.get(slot as usize) {
+                all &= Arc::ptr_eq(old, v) || **old == **v;
+                continue;
+            }
+            if points.iter().any(|p| p.slot == slot) {
+                all &= points.iter().any(|p| p.slot == slot && *p.vector == **v);
+                continue;
+            }
+            self.grow_to(slot as usize);
+            let level = self.next_level();
+            points.push(RoundPoint {
+                vector: v.clone(),
+                slot,
+                level,
+            });
+        }
+        if points.is_empty() {
+            return all;
+        }
+        let Some(found) = self.search_round(&points, threads) else {
+            // A search thread failed: link the round one by one instead.
+            for p in &points {
+                all &= self.insert(&p.vector, p.slot);
+            }
+            return all;
+        };
+        for (i, (p, mut found)) in points.iter().zip(found).enumerate() {
+            let s = p.slot as usize;
+            self.vectors[s] = Some(p.vector.clone());
+            self.levels[s] = p.level as u8;
+            self.changed_at[s] = p.slot + 1;
+            if p.level > 0 {
+                self.links
+                    .upper
+                    .insert(p.slot, vec![Vec::new(); p.level].into_boxed_slice());
+            }
+            for layer in (0..=p.level).rev() {
+                let mut candidates = found.get_mut(layer).map(std::mem::take).unwrap_or_default();
+                candidates.extend(
+                    points[..i]
+                        .iter()
+                        .filter(|e| e.level >= layer)
+                        .map(|e| Best(similarity(&p.vector, &e.vector), e.slot)),
+                );
+                candidates.sort_unstable_by(|a, b| b.cmp(a));
+                candidates.truncate(self.ef_construction);
+                let chosen = self.diverse(&candidates, self.m);
+                let ids: Vec<u32> = chosen.iter().map(|b| b.1).collect();
+                self.links.set(p.slot, layer, &ids);
+                for b in &chosen {
+                    self.link_back(b.1, p.slot, b.0, layer);
+                }
+            }
+            if p.level > self.top {
+                (self.entry, self.top) = (Some(p.slot), p.level);
+            }
+        }
+        all
+    }
+
+    /// Each point's candidates on each layer it joins (index = layer; none above the graph's
+    /// top), searched on the graph as it stands, `threads` at a time. `None` if a thread failed.
+    fn search_round(
+        &mut self,
+        points: &[RoundPoint],
+        threads: usize,
+    ) -> Option<Vec<Vec<Vec<Best>>>> {
+        let entry = self.entry?;
+        let threads = threads.max(1);
+        let mut pool = std::mem::take(&mut self.round_visited);
+        pool.resize_with(threads, Visited::default);
+        let per = points.len().div_ceil(threads).max(1);
+        let state = &*self;
+        let search = |part: &[RoundPoint], visited: &mut Visited| -> Vec<Vec<Vec<Best>>> {
+            part.iter()
+                .map(|p| state.candidates(&p.vector, p.level, entry, visited))
+                .collect()
+        };
+        let found = std::thread::scope(|scope| {
+            let mut parts = points.chunks(per).zip(pool.iter_mut());
+            let mine = parts.next();
+            let spawned: Vec<_> = parts
+                .map(|(part, visited)| {
+                    std::thread::Builder::new()
+                        .name("paracache-build".into())
+                        .spawn_scoped(scope, move || search(part, visited))
+                        .map_err(|_| part)
+                })
+                .collect();
+            let mut out = mine.map_or_else(Vec::new, |(part, visited)| search(part, visited));
+            let mut failed = false;
+            let mut inline = Visited::default();
+            for handle in spawned {
+                match handle {
+                    Ok(h) => match h.join() {
+                        Ok(found) => out.extend(found),
+                        Err(_) => failed = true,
+                    },
+                    // No thread to be had: search that part here.
+                    Err(part) => out.extend(search(part, &mut inline)),
+                }
+            }
+            (!failed).then_some(out)
+        });
+        self.round_visited = pool;
+        found
+    }
+
+    /// What one-by-one insertion of `q` at `level` would search: the greedy descent from `entry`
+    /// to the point's top layer, then a beam of `ef_construction` on each layer below.
+    fn candidates(
+        &self,
+        q: &[Half],
+        level: usize,
+        entry: u32,
+        visited: &mut Visited,
+    ) -> Vec<Vec<Best>> {
+        let mut cur = Best(self.sim(q, entry), entry);
+        for layer in (level + 1..=self.top).rev() {
+            cur = self.greedy(q, cur, layer);
+        }
+        let joined = level.min(self.top);
+        let mut out = vec![Vec::new(); joined + 1];
+        let mut starts = vec![cur];
+        for layer in (0..=joined).rev() {
+            let found = search_layer(
+                &self.links,
+                &self.vectors,
+                visited,
+                q,
+                &starts,
+                self.ef_construction,
+                layer,
+            );
+            out[layer] = found.clone();
+            starts = found;
+        }
+        out
     }
 
     fn sim(&self, q: &[Half], slot: u32) -> f32 {
@@ -625,6 +825,63 @@ mod tests {
         let vectors = clustered(3000, 8, 5);
         assert!(!g.insert_batch(&slotted(&vectors), &|| true));
         assert!(g.export(0, &|_| false).unwrap().points.is_empty());
+    }
+
+    /// Recall@1 of `g` for `queries` over `stored`, at beam 64.
+    fn recall(g: &LinkGraph, stored: &[HalfVector], queries: &[HalfVector]) -> usize {
+        queries
+            .iter()
+            .filter(|q| {
+                let exact = (0..stored.len())
+                    .max_by(|&a, &b| {
+                        similarity(q, &stored[a]).total_cmp(&similarity(q, &stored[b]))
+                    })
+                    .map(|i| i as u32);
+                nearest(g, q, 64) == exact
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_build_in_rounds_is_the_same_on_any_number_of_threads() {
+        let vectors = clustered(2000, 16, 13);
+        let exports: Vec<_> = [1, 2, 3]
+            .iter()
+            .map(|&threads| {
+                let g = LinkGraph::new(8, 64, 0);
+                assert!(g.insert_rounds(&slotted(&vectors), &|| false, threads));
+                let e = g.export(0, &|_| false).unwrap();
+                (e.entry, by_slot(e))
+            })
+            .collect();
+        assert_eq!(exports[0].1.len(), 2000);
+        assert!(exports.iter().all(|e| *e == exports[0]));
+    }
+
+    #[test]
+    fn rounds_link_about_as_well_as_one_by_one_inserts() {
+        let vectors = clustered(4000, 32, 17);
+        let (stored, queries) = vectors.split_at(3500);
+        let rounds = LinkGraph::new(8, 64, 0);
+        assert!(rounds.insert_rounds(&slotted(stored), &|| false, 2));
+        let one_by_one = LinkGraph::new(8, 64, 0);
+        for (i, v) in stored.iter().enumerate() {
+            assert!(one_by_one.insert(v, i));
+        }
+        let (r, o) = (
+            recall(&rounds, stored, queries),
+            recall(&one_by_one, stored, queries),
+        );
+        assert!(
+            r + 5 >= o,
+            "recall@1 {r}/500 in rounds against {o}/500 one by one"
+        );
+        assert!(r >= 490, "recall@1 {r}/500");
+        let slots_again: Vec<_> = slotted(&stored[..10]);
+        assert!(
+            rounds.insert_rounds(&slots_again, &|| false, 2),
+            "the same vectors again are no-ops"
+        );
     }
 
     #[test]

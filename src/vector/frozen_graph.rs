@@ -470,7 +470,7 @@ thread_local! {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::vector::half::narrow;
 
@@ -555,8 +555,8 @@ mod tests {
         );
     }
 
-    /// Deterministic pseudo-random unit vectors.
-    fn random_units(n: usize, dim: usize, seed: u64) -> Vec<Arc<[f32]>> {
+    /// Deterministic pseudo-random unit vectors (shared with the other vector modules' tests).
+    pub(crate) fn random_units(n: usize, dim: usize, seed: u64) -> Vec<Arc<[f32]>> {
         let mut x = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);

@@ -84,30 +84,14 @@ pub(crate) fn stored_bytes(dim: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn random_units(n: usize, dim: usize, mut seed: u64) -> Vec<Vec<f32>> {
-        (0..n)
-            .map(|_| {
-                let raw: Vec<f32> = (0..dim)
-                    .map(|_| {
-                        seed = seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-                    })
-                    .collect();
-                let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
-                raw.iter().map(|x| x / norm).collect()
-            })
-            .collect()
-    }
+    use crate::vector::frozen_graph::tests::random_units;
 
     #[test]
     fn cosine_moves_by_less_than_1e4() {
         let vs = random_units(2001, 384, 7);
         let mut worst = 0f32;
         for pair in vs.windows(2) {
-            let exact: f32 = pair[0].iter().zip(&pair[1]).map(|(a, b)| a * b).sum();
+            let exact: f32 = pair[0].iter().zip(pair[1].iter()).map(|(a, b)| a * b).sum();
             let stored = similarity(&narrow(&pair[0]), &narrow(&pair[1]));
             worst = worst.max((exact - stored).abs());
         }
@@ -115,7 +99,7 @@ mod tests {
         let one_side = vs
             .windows(2)
             .map(|p| {
-                let exact: f32 = p[0].iter().zip(&p[1]).map(|(a, b)| a * b).sum();
+                let exact: f32 = p[0].iter().zip(p[1].iter()).map(|(a, b)| a * b).sum();
                 (exact - similarity_to(&p[0], &narrow(&p[1]))).abs()
             })
             .fold(0f32, f32::max);

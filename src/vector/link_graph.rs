@@ -43,6 +43,11 @@ const ROUND_SHARE: usize = 16;
 /// Most points in one round: enough to keep every core busy between the sequential steps.
 const MAX_ROUND: usize = 256;
 
+/// Most threads a round searches on. Each keeps a visited set of 4 bytes per slot between
+/// rounds (so a batch of a few hundred points does not zero one per thread each time): with
+/// 8 at most, that stays under 32 bytes per entry on any machine.
+const MAX_BUILD_THREADS: usize = 8;
+
 /// The graph behind a segment, built one point at a time by the segment's indexer.
 pub(crate) struct LinkGraph {
     state: Mutex<State>,
@@ -67,7 +72,8 @@ struct State {
     entry: Option<u32>,
     top: usize,
     visited: Visited,
-    /// One visited set per thread of a parallel round, kept between rounds.
+    /// A visited set for each thread a parallel round starts (the calling thread uses
+    /// `visited`), kept between rounds.
     round_visited: Vec<Visited>,
 }
 
@@ -234,7 +240,7 @@ impl AnnGraph for LinkGraph {
 
     fn insert_batch(&self, items: &[(HalfVector, usize)], cancelled: &dyn Fn() -> bool) -> bool {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.insert_rounds(items, cancelled, threads)
+        self.insert_rounds(items, cancelled, threads.min(MAX_BUILD_THREADS))
     }
 
     fn export(&self, since: usize, copy_vector: &dyn Fn(usize) -> bool) -> Option<GraphLinks> {
@@ -441,8 +447,9 @@ impl State {
     ) -> Option<Vec<Vec<Vec<Best>>>> {
         let entry = self.entry?;
         let threads = threads.max(1);
+        let mut own = std::mem::take(&mut self.visited);
         let mut pool = std::mem::take(&mut self.round_visited);
-        pool.resize_with(threads, Visited::default);
+        pool.resize_with(threads - 1, Visited::default);
         let per = points.len().div_ceil(threads).max(1);
         let state = &*self;
         let search = |part: &[RoundPoint], visited: &mut Visited| -> Vec<Vec<Vec<Best>>> {
@@ -451,9 +458,10 @@ impl State {
                 .collect()
         };
         let found = std::thread::scope(|scope| {
-            let mut parts = points.chunks(per).zip(pool.iter_mut());
+            let mut parts = points.chunks(per);
             let mine = parts.next();
             let spawned: Vec<_> = parts
+                .zip(pool.iter_mut())
                 .map(|(part, visited)| {
                     std::thread::Builder::new()
                         .name("paracache-build".into())
@@ -461,9 +469,8 @@ impl State {
                         .map_err(|_| part)
                 })
                 .collect();
-            let mut out = mine.map_or_else(Vec::new, |(part, visited)| search(part, visited));
+            let mut out = mine.map_or_else(Vec::new, |part| search(part, &mut own));
             let mut failed = false;
-            let mut inline = Visited::default();
             for handle in spawned {
                 match handle {
                     Ok(h) => match h.join() {
@@ -471,12 +478,12 @@ impl State {
                         Err(_) => failed = true,
                     },
                     // No thread to be had: search that part here.
-                    Err(part) => out.extend(search(part, &mut inline)),
+                    Err(part) => out.extend(search(part, &mut own)),
                 }
             }
             (!failed).then_some(out)
         });
-        self.round_visited = pool;
+        (self.visited, self.round_visited) = (own, pool);
         found
     }
 

@@ -100,7 +100,7 @@ impl<V> Config<V> {
     /// links (the crate's graph: 2·M `u32`s at layer 0; hnsw_rs: 2·M neighbours of ~16 bytes),
     /// the frozen graph's copy of those links (2·M × 4 bytes) and its one-byte codes of the
     /// vector, and fixed overhead (entry, store and key-index slots). BENCHMARKS.md's first table
-    /// has the resident bytes measured on dev-large (2.20 KB per entry at 81k, prompts included,
+    /// has the resident bytes measured on dev-large (2.18-2.24 KB per entry at 81k, prompts included,
     /// against this estimate's ~1.9 KB).
     pub(crate) fn entry_weight(&self, prompt_bytes: usize, value_bytes: usize) -> u64 {
         const OVERHEAD: usize = 400;

@@ -3,7 +3,7 @@
 //! Each entry's vector is kept once, shared by the entry, its index slot and the graph. At f32 a
 //! 384-d vector took 1 552 bytes with its `Arc` counts, over half of what an entry cost at 81k
 //! real entries (2 866 resident bytes, BENCHMARKS.md's first table); as f16 it takes 784, and
-//! the entry 2 200.
+//! the entry 2 178-2 241 in all.
 //!
 //! The cost in precision is small against anything the cache decides on. A component keeps 11
 //! significant bits, so it is within 2^-11 of itself, and by Cauchy-Schwarz the cosine of an f32

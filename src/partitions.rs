@@ -249,7 +249,7 @@ mod shuttle_checks {
                 let p = Arc::new(Partition::new(Default::default()));
                 let got = {
                     let p = p.clone();
-                    thread::spawn(move || p.insert([1; 16], 1, Arc::from(vec![1.0f32])))
+                    thread::spawn(move || p.insert([1; 16], 1, crate::vector::half::narrow(&[1.0])))
                 };
                 let retirer = {
                     let p = p.clone();

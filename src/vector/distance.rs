@@ -13,11 +13,17 @@ use simsimd::SpatialSimilarity;
 /// rather than panicking.
 #[inline]
 pub(crate) fn similarity(a: &[f32], b: &[f32]) -> f32 {
-    let dot = <f32 as SpatialSimilarity>::dot(a, b).unwrap_or(0.0) as f32;
-    if dot.is_nan() {
-        -1.0
-    } else {
-        dot.clamp(-1.0, 1.0)
+    cosine_of(<f32 as SpatialSimilarity>::dot(a, b).map(|d| d as f32))
+}
+
+/// A dot product of unit vectors as a cosine: NaN as opposite, rounding past ±1 cut back,
+/// a length mismatch (`None`) as orthogonal.
+#[inline]
+pub(crate) fn cosine_of(dot: Option<f32>) -> f32 {
+    match dot {
+        Some(d) if d.is_nan() => -1.0,
+        Some(d) => d.clamp(-1.0, 1.0),
+        None => 0.0,
     }
 }
 

@@ -20,6 +20,7 @@
 //! what it returns with the f32 query ([`similarity_to`]): the cosine a lookup decides on and
 //! reports has only the stored side rounded.
 
+use super::distance::cosine_of;
 use half::slice::HalfFloatSliceExt;
 use std::sync::Arc;
 
@@ -57,23 +58,13 @@ pub(crate) fn widen(v: &[Half]) -> Vec<f32> {
 /// a length mismatch (never reached: vectors are validated on the way in) counts as orthogonal.
 #[inline]
 pub(crate) fn similarity(a: &[Half], b: &[Half]) -> f32 {
-    clamped(super::half_dot::dot(a, b))
-}
-
-/// A dot product of unit vectors as a cosine: NaN as opposite, rounding past ±1 cut back,
-/// a length mismatch as orthogonal.
-fn clamped(dot: Option<f32>) -> f32 {
-    match dot {
-        Some(d) if d.is_nan() => -1.0,
-        Some(d) => d.clamp(-1.0, 1.0),
-        None => 0.0,
-    }
+    cosine_of(super::half_dot::dot(a, b))
 }
 
 /// Cosine similarity of an f32 query and a stored vector, with only the stored side rounded:
 /// what the cache decides on and reports.
 pub(crate) fn similarity_to(query: &[f32], stored: &[Half]) -> f32 {
-    clamped(super::half_dot::dot_mixed(query, stored))
+    cosine_of(super::half_dot::dot_mixed(query, stored))
 }
 
 /// Bytes one stored vector of `dim` components takes, with its `Arc` counts.

@@ -327,46 +327,58 @@ impl State {
         }
         self.grow_to(s);
         let level = self.next_level();
-        self.vectors[s] = Some(vector.clone());
-        self.levels[s] = level as u8;
-        self.changed_at[s] = slot + 1;
-        if level > 0 {
+        let found = match self.entry {
+            Some(entry) => {
+                let mut visited = std::mem::take(&mut self.visited);
+                let found = self.candidates(vector, level, entry, &mut visited);
+                self.visited = visited;
+                found
+            }
+            None => Vec::new(),
+        };
+        let point = RoundPoint {
+            vector: vector.clone(),
+            slot,
+            level,
+        };
+        self.link_point(&point, found, &[]);
+        true
+    }
+
+    /// Put `p` into the graph: its links on each layer it joins chosen by the heuristic among
+    /// `found` (its candidates per layer, searched before) and `earlier` (points of its round
+    /// already linked, offered directly), and the reverse links. The first point becomes the
+    /// entry, as does one above the top layer.
+    fn link_point(&mut self, p: &RoundPoint, mut found: Vec<Vec<Best>>, earlier: &[RoundPoint]) {
+        let s = p.slot as usize;
+        self.vectors[s] = Some(p.vector.clone());
+        self.levels[s] = p.level as u8;
+        self.changed_at[s] = p.slot + 1;
+        if p.level > 0 {
             self.links
                 .upper
-                .insert(slot, vec![Vec::new(); level].into_boxed_slice());
+                .insert(p.slot, vec![Vec::new(); p.level].into_boxed_slice());
         }
-        let Some(entry) = self.entry else {
-            (self.entry, self.top) = (Some(slot), level);
-            return true;
-        };
-        let q: &[Half] = vector;
-        let mut cur = Best(self.sim(q, entry), entry);
-        for layer in (level + 1..=self.top).rev() {
-            cur = self.greedy(q, cur, layer);
-        }
-        let mut starts = vec![cur];
-        for layer in (0..=level.min(self.top)).rev() {
-            let found = search_layer(
-                &self.links,
-                &self.vectors,
-                &mut self.visited,
-                q,
-                &starts,
-                self.ef_construction,
-                layer,
+        for layer in (0..=p.level).rev() {
+            let mut candidates = found.get_mut(layer).map(std::mem::take).unwrap_or_default();
+            candidates.extend(
+                earlier
+                    .iter()
+                    .filter(|e| e.level >= layer)
+                    .map(|e| Best(similarity(&p.vector, &e.vector), e.slot)),
             );
-            let chosen = self.diverse(&found, self.m);
+            candidates.sort_unstable_by(|a, b| b.cmp(a));
+            candidates.truncate(self.ef_construction);
+            let chosen = self.diverse(&candidates, self.m);
             let ids: Vec<u32> = chosen.iter().map(|b| b.1).collect();
-            self.links.set(slot, layer, &ids);
+            self.links.set(p.slot, layer, &ids);
             for b in &chosen {
-                self.link_back(b.1, slot, b.0, layer);
+                self.link_back(b.1, p.slot, b.0, layer);
             }
-            starts = found;
         }
-        if level > self.top {
-            (self.entry, self.top) = (Some(slot), level);
+        if self.entry.is_none() || p.level > self.top {
+            (self.entry, self.top) = (Some(p.slot), p.level);
         }
-        true
     }
 
     /// Link `items` as one parallel round (see [`ROUND_SHARE`]). The graph must have an entry.
@@ -404,36 +416,8 @@ impl State {
             }
             return all;
         };
-        for (i, (p, mut found)) in points.iter().zip(found).enumerate() {
-            let s = p.slot as usize;
-            self.vectors[s] = Some(p.vector.clone());
-            self.levels[s] = p.level as u8;
-            self.changed_at[s] = p.slot + 1;
-            if p.level > 0 {
-                self.links
-                    .upper
-                    .insert(p.slot, vec![Vec::new(); p.level].into_boxed_slice());
-            }
-            for layer in (0..=p.level).rev() {
-                let mut candidates = found.get_mut(layer).map(std::mem::take).unwrap_or_default();
-                candidates.extend(
-                    points[..i]
-                        .iter()
-                        .filter(|e| e.level >= layer)
-                        .map(|e| Best(similarity(&p.vector, &e.vector), e.slot)),
-                );
-                candidates.sort_unstable_by(|a, b| b.cmp(a));
-                candidates.truncate(self.ef_construction);
-                let chosen = self.diverse(&candidates, self.m);
-                let ids: Vec<u32> = chosen.iter().map(|b| b.1).collect();
-                self.links.set(p.slot, layer, &ids);
-                for b in &chosen {
-                    self.link_back(b.1, p.slot, b.0, layer);
-                }
-            }
-            if p.level > self.top {
-                (self.entry, self.top) = (Some(p.slot), p.level);
-            }
+        for (i, (p, found)) in points.iter().zip(found).enumerate() {
+            self.link_point(p, found, &points[..i]);
         }
         all
     }

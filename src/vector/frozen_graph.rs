@@ -11,12 +11,12 @@
 //! after the copy are scanned exactly by the segment until the next copy (the tail), so nothing
 //! inserted is ever invisible.
 
-use simsimd::SpatialSimilarity;
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use super::codes::{Quantized, quantize};
 use super::half::{HalfVector, widen};
 
 /// One graph point as exported: its slot and its neighbour slots, layer 0 first.
@@ -63,41 +63,6 @@ struct CodeBlock {
     codes: Box<[i8]>,
     /// What one code unit is worth for each slot; 0 where the slot has no vector.
     scales: Box<[f32]>,
-}
-
-/// A vector as 8-bit codes and the value of one code unit.
-///
-/// The graph walk only has to rank neighbours well enough to steer; the segment rescores what it
-/// returns with the full vectors, so every similarity the cache decides on is exact. Codes are a
-/// quarter of the bytes of `f32`, and a walk at 100k entries is bound by fetching them from
-/// memory (BENCHMARKS.md). Each vector gets its own scale (its largest component maps to 127),
-/// which keeps the rounding error of a 384-d unit vector's dot product near 1e-3.
-struct Quantized {
-    codes: Vec<i8>,
-    scale: f32,
-}
-
-impl Quantized {
-    fn new(v: &[f32]) -> Self {
-        let mut codes = vec![0i8; v.len()];
-        let scale = quantize(v, &mut codes);
-        Quantized { codes, scale }
-    }
-}
-
-/// Write `v`'s codes into `out` and return the scale; 0 (and zero codes) for a vector with no
-/// finite non-zero component, which validated vectors never are.
-fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if !(max > 0.0 && max.is_finite()) {
-        return 0.0;
-    }
-    let unit = max / 127.0;
-    for (o, x) in out.iter_mut().zip(v) {
-        // `as` saturates, and |x / unit| <= 127 by construction.
-        *o = (x / unit).round() as i8;
-    }
-    unit
 }
 
 impl FrozenGraph {
@@ -252,15 +217,31 @@ impl FrozenGraph {
     #[inline]
     fn sim(&self, query: &Quantized, slot: u32) -> Option<f32> {
         let (codes, scale) = self.code(slot)?;
-        let dot = <i8 as SpatialSimilarity>::dot(&query.codes, codes)? as f32;
-        Some(dot * query.scale * scale)
+        query.sim(codes, scale)
+    }
+
+    /// How far [`FrozenGraph::sim`] can lie from the similarity of the query as given and the
+    /// stored vector (infinite for a slot without codes).
+    fn error_bound(&self, query: &Quantized, slot: u32) -> f32 {
+        self.code(slot)
+            .map_or(f32::INFINITY, |(_, scale)| query.error_bound(scale))
     }
 
     /// Start fetching `slot`'s codes into the cache.
     #[inline]
     fn prefetch(&self, slot: u32) {
-        if let Some((codes, _)) = self.code(slot) {
+        // Without reading the scale: that read would wait for its line, the stall the prefetch
+        // is there to hide.
+        let slot = slot as usize;
+        let Some(block) = self.blocks.get(slot / BLOCK) else {
+            return;
+        };
+        let i = slot % BLOCK;
+        if let Some(codes) = block.codes.get(i * self.dim..(i + 1) * self.dim) {
             super::prefetch::lines(codes);
+        }
+        if let Some(scale) = block.scales.get(i..=i) {
+            super::prefetch::lines(scale);
         }
     }
 
@@ -270,11 +251,7 @@ impl FrozenGraph {
         let mut walk = Walk {
             view: Arc::clone(self),
             query: Quantized::new(query),
-            frontier: BinaryHeap::new(),
-            best: BinaryHeap::new(),
-            passed: Vec::new(),
-            fresh: Vec::new(),
-            visited: VISITED.try_with(|v| v.take()).unwrap_or_default(),
+            scratch: WalkScratch::take(),
             ef: 0,
         };
         let start = (query.len() == self.dim)
@@ -299,12 +276,23 @@ impl FrozenGraph {
                 }
             }
         }
-        walk.visited.reset(self.covered);
-        walk.visited.insert(cur);
-        walk.frontier.push(Best(cur_sim, cur));
-        walk.best.push(Reverse(Best(cur_sim, cur)));
+        let scratch = &mut walk.scratch;
+        scratch.visited.reset(self.covered);
+        scratch.visited.insert(cur);
+        scratch.frontier.push(Best(cur_sim, cur));
+        scratch.best.push(Reverse(Best(cur_sim, cur)));
         walk
     }
+}
+
+/// A slot a walk found, ranked on codes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Approximate {
+    pub(crate) slot: usize,
+    /// Similarity of the codes.
+    pub(crate) sim: f32,
+    /// The most the similarity of the query as given and the stored vector can be.
+    pub(crate) ceiling: f32,
 }
 
 /// A beam search over one view that can be widened where it stopped.
@@ -316,17 +304,37 @@ impl FrozenGraph {
 pub(crate) struct Walk {
     view: Arc<FrozenGraph>,
     query: Quantized,
+    /// Taken from this thread's reusable scratch; given back on drop.
+    scratch: WalkScratch,
+    ef: usize,
+}
+
+/// A walk's working memory. One per thread, reused by every walk on that thread, so a lookup
+/// allocates none of it: the passed list alone grows to a few thousand entries at ef 64, and
+/// growing it afresh each time cost a lookup a tenth of its time in malloc and memmove (perf).
+#[derive(Default)]
+struct WalkScratch {
     /// Pops the most similar unexpanded slot.
     frontier: BinaryHeap<Best>,
     /// The `ef` most similar slots seen; pops the least similar.
     best: BinaryHeap<Reverse<Best>>,
     /// Slots seen but not (or no longer) among the best at the beam width of the time.
     passed: Vec<Best>,
-    /// The unvisited neighbours of the slot being expanded (kept to reuse its allocation).
+    /// The unvisited neighbours of the slot being expanded.
     fresh: Vec<u32>,
-    /// Taken from this thread's reusable set; given back on drop.
     visited: Visited,
-    ef: usize,
+}
+
+impl WalkScratch {
+    /// This thread's scratch, emptied (a fresh one where the thread-local is gone or in use).
+    fn take() -> Self {
+        let mut s = SCRATCH.try_with(|v| v.take()).unwrap_or_default();
+        s.frontier.clear();
+        s.best.clear();
+        s.passed.clear();
+        s.fresh.clear();
+        s
+    }
 }
 
 impl Walk {
@@ -337,22 +345,30 @@ impl Walk {
             return;
         }
         self.ef = ef;
-        for b in std::mem::take(&mut self.passed) {
-            self.offer(b);
-        }
         let view = Arc::clone(&self.view);
-        while let Some(&Best(sim, slot)) = self.frontier.peek() {
-            if self.best.len() >= self.ef && self.best.peek().is_some_and(|w| sim < w.0.0) {
+        let query = &self.query;
+        let s = &mut self.scratch;
+        // What the narrower beam passed over is offered again; what the wider one passes over
+        // too lands in a new list, which then moves into the old list's allocation.
+        let mut passed = std::mem::take(&mut s.passed);
+        for &b in &passed {
+            s.offer(b, ef);
+        }
+        passed.clear();
+        passed.append(&mut s.passed);
+        s.passed = passed;
+        while let Some(&Best(sim, slot)) = s.frontier.peek() {
+            if s.best.len() >= ef && s.best.peek().is_some_and(|w| sim < w.0.0) {
                 break;
             }
-            self.frontier.pop();
-            let mut fresh = std::mem::take(&mut self.fresh);
+            s.frontier.pop();
+            let mut fresh = std::mem::take(&mut s.fresh);
             fresh.clear();
             fresh.extend(
                 view.neighbours(slot as usize)
                     .iter()
                     .copied()
-                    .filter(|&n| self.visited.insert(n)),
+                    .filter(|&n| s.visited.insert(n)),
             );
             // Each neighbour's codes are on their way from memory a few dot products before
             // they are needed, so fetches overlap the arithmetic instead of queueing.
@@ -363,20 +379,50 @@ impl Walk {
                 if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
                     view.prefetch(ahead);
                 }
-                if let Some(s) = view.sim(&self.query, n) {
-                    self.offer(Best(s, n));
+                if let Some(sim) = view.sim(query, n) {
+                    s.offer(Best(sim, n), ef);
                 }
             }
-            self.fresh = fresh;
+            s.fresh = fresh;
         }
     }
 
-    /// Keep `b` if it ranks within the beam (and expand it later), else remember it as passed.
-    fn offer(&mut self, b: Best) {
-        if self.best.len() < self.ef || self.best.peek().is_some_and(|w| b.0 > w.0.0) {
+    /// The slots the beam holds, best first, with approximate similarities and how high their
+    /// exact ones can be: the caller rescores with the full vectors what may matter.
+    pub(crate) fn found(&self) -> Vec<Approximate> {
+        let mut out: Vec<Approximate> = self
+            .scratch
+            .best
+            .iter()
+            .map(|&Reverse(Best(sim, slot))| Approximate {
+                slot: slot as usize,
+                sim,
+                ceiling: sim + self.view.error_bound(&self.query, slot),
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| b.sim.total_cmp(&a.sim));
+        out
+    }
+
+    /// Slots `0..covered()` are searched by the walk; later ones belong to the segment's tail.
+    pub(crate) fn covered(&self) -> usize {
+        self.view.covered
+    }
+
+    /// The query's codes.
+    pub(crate) fn query(&self) -> &Quantized {
+        &self.query
+    }
+}
+
+impl WalkScratch {
+    /// Keep `b` if it ranks within a beam of width `ef` (and expand it later), else remember it
+    /// as passed.
+    fn offer(&mut self, b: Best, ef: usize) {
+        if self.best.len() < ef || self.best.peek().is_some_and(|w| b.0 > w.0.0) {
             self.frontier.push(b);
             self.best.push(Reverse(b));
-            if self.best.len() > self.ef
+            if self.best.len() > ef
                 && let Some(Reverse(out)) = self.best.pop()
             {
                 self.passed.push(out);
@@ -385,30 +431,13 @@ impl Walk {
             self.passed.push(b);
         }
     }
-
-    /// The slots the beam holds, best first, with approximate similarities: the caller rescores
-    /// them with the full vectors.
-    pub(crate) fn found(&self) -> Vec<(usize, f32)> {
-        let mut out: Vec<(usize, f32)> = self
-            .best
-            .iter()
-            .map(|Reverse(Best(s, slot))| (*slot as usize, *s))
-            .collect();
-        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-        out
-    }
-
-    /// Slots `0..covered()` are searched by the walk; later ones belong to the segment's tail.
-    pub(crate) fn covered(&self) -> usize {
-        self.view.covered
-    }
 }
 
 impl Drop for Walk {
     fn drop(&mut self) {
-        let visited = std::mem::take(&mut self.visited);
-        // During thread teardown the slot may be gone; the set is then simply freed.
-        let _ = VISITED.try_with(|v| *v.borrow_mut() = visited);
+        let scratch = std::mem::take(&mut self.scratch);
+        // During thread teardown the slot may be gone; the scratch is then simply freed.
+        let _ = SCRATCH.try_with(|v| *v.borrow_mut() = scratch);
     }
 }
 
@@ -466,7 +495,7 @@ impl Visited {
 }
 
 thread_local! {
-    static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+    static SCRATCH: RefCell<WalkScratch> = RefCell::new(WalkScratch::default());
 }
 
 #[cfg(test)]
@@ -478,7 +507,7 @@ pub(crate) mod tests {
     fn find(v: FrozenGraph, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
         let mut walk = Arc::new(v).walk(q);
         walk.widen(ef);
-        let mut found = walk.found();
+        let mut found: Vec<(usize, f32)> = walk.found().iter().map(|a| (a.slot, a.sim)).collect();
         found.truncate(k);
         found
     }
@@ -577,24 +606,90 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn codes_estimate_the_dot_product_closely() {
-        let vs = random_units(200, 384, 1);
-        let mut worst = 0f32;
-        for pair in vs.chunks(2) {
-            let (a, b) = (Quantized::new(&pair[0]), Quantized::new(&pair[1]));
-            let approx = <i8 as SpatialSimilarity>::dot(&a.codes, &b.codes).unwrap() as f32
-                * a.scale
-                * b.scale;
-            let exact: f32 = pair[0].iter().zip(&*pair[1]).map(|(x, y)| x * y).sum();
-            worst = worst.max((approx - exact).abs());
+    fn a_found_slot_is_never_more_similar_than_its_ceiling() {
+        // Random unit vectors, and spiky ones (one large component, so a coarse code unit),
+        // whose rounding errors are the largest the codes make.
+        let mut vs = random_units(300, 384, 9);
+        for (i, v) in random_units(100, 384, 10).into_iter().enumerate() {
+            let mut v = v.to_vec();
+            v[i % 384] = 3.0;
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            vs.push(Arc::from(v.into_iter().map(|x| x / n).collect::<Vec<_>>()));
         }
-        assert!(worst < 0.01, "worst error {worst}");
-        assert_eq!(
-            quantize(&[0.0, 0.0], &mut [0, 0]),
-            0.0,
-            "no scale for a zero vector"
+        // And the worst case: components half a code unit minus a little from a code, so each
+        // rounds by almost half a unit, queried along the sign of those errors (a query whose
+        // components are all equal in size, so its own codes are exact). The codes then miss
+        // the dot product by nearly the whole bound.
+        let mut adversarial = Vec::new();
+        for r in random_units(20, 384, 12) {
+            let v: Vec<f32> = (0..384)
+                .map(|j| match j {
+                    0 => 127.0,
+                    _ => (r[j] * 200.0).round().clamp(-100.0, 100.0) + 0.45 * r[j].signum(),
+                })
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let v: Vec<f32> = v.into_iter().map(|x| x / n).collect();
+            let rounded = widen(&narrow(&v));
+            let q = Quantized::new(&rounded);
+            let signs: Vec<f32> = (0..384)
+                .map(|j| (q.codes[j] as f32 * q.scale - rounded[j]).signum() / (384f32).sqrt())
+                .collect();
+            vs.push(Arc::from(v));
+            adversarial.push((vs.len() - 1, Arc::<[f32]>::from(signs)));
+        }
+        let n = vs.len() as u32;
+        let all: Vec<u32> = (0..n).collect();
+        let view = Arc::new(FrozenGraph::build(
+            None,
+            0,
+            vs.len(),
+            vs.iter().map(|v| Some(narrow(v))).collect(),
+            GraphLinks {
+                points: (0..n)
+                    .map(|slot| ExportedPoint {
+                        slot,
+                        layers: vec![all.clone()],
+                        vector: None,
+                    })
+                    .collect(),
+                entry: Some(0),
+            },
+        ));
+        let mut widest = 0f32;
+        for q in vs.iter().step_by(7).chain(&random_units(20, 384, 11)) {
+            let mut walk = view.walk(q);
+            walk.widen(vs.len());
+            let found = walk.found();
+            assert_eq!(found.len(), vs.len());
+            for a in found {
+                let exact = crate::vector::half::similarity_to(q, &narrow(&vs[a.slot]));
+                let bound = a.ceiling - a.sim;
+                assert!(
+                    (exact - a.sim).abs() <= bound,
+                    "slot {}: codes {} exact {exact} bound {bound}",
+                    a.slot,
+                    a.sim
+                );
+                widest = widest.max(bound);
+            }
+        }
+        for (slot, q) in &adversarial {
+            let mut walk = view.walk(q);
+            walk.widen(vs.len());
+            let a = walk.found().into_iter().find(|a| a.slot == *slot).unwrap();
+            let exact = crate::vector::half::similarity_to(q, &narrow(&vs[a.slot]));
+            let bound = a.ceiling - a.sim;
+            assert!((exact - a.sim).abs() <= bound, "adversarial slot {slot}");
+            assert!(
+                (exact - a.sim).abs() > 0.8 * bound,
+                "the case is as bad as it gets"
+            );
+        }
+        assert!(
+            widest < 0.2,
+            "a bound that skips nothing helps nothing: {widest}"
         );
-        assert_eq!(quantize(&[f32::INFINITY, 1.0], &mut [0, 0]), 0.0);
     }
 
     /// A chain over `vs` entered at `entry`: slot i links to i - 1 and i + 1.

@@ -3,6 +3,7 @@
 //!
 //! "Distance" lives only in this module; everything above it speaks of similarity.
 
+pub(crate) mod codes;
 pub(crate) mod distance;
 pub(crate) mod frozen_graph;
 pub(crate) mod half;
@@ -13,6 +14,7 @@ pub(crate) mod partition;
 pub(crate) mod prefetch;
 pub(crate) mod saved_graph;
 pub(crate) mod segment;
+pub(crate) mod tail_codes;
 pub(crate) mod validate;
 
 use crate::config::GraphEngine;

@@ -16,10 +16,12 @@
 //! A lookup never waits for the indexer: it reads the last view and scans the rest.
 
 use super::Candidate;
-use super::frozen_graph::{FrozenGraph, Walk};
-use super::half::{Half, HalfVector, narrow_vec, similarity, similarity_to};
+use super::codes::Quantized;
+use super::frozen_graph::{Approximate, FrozenGraph, Walk};
+use super::half::{Half, HalfVector, narrow_vec, similarity, similarity_to, widen};
 use super::hnsw_graph::AnnGraph;
 use super::saved_graph::SavedGraph;
+use super::tail_codes::TailCodes;
 use crate::key::Key;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
@@ -31,6 +33,11 @@ use std::time::Instant;
 /// on every lookup (about 60 ns per slot at 384-d), so this bounds that scan near 8 µs, while a
 /// freeze (a copy of the links that changed) is paid once per this many inserts.
 pub(crate) const TAIL_LIMIT: usize = 128;
+
+/// How far below the floor a slot's possible similarity must lie for a search to skip its exact
+/// score: more than the 2^-11 by which a similarity at the stored precision may undershoot the
+/// one reported (src/vector/half.rs).
+const RESCORE_MARGIN: f32 = 1e-3;
 
 /// Slots the graph may lag behind the book before inserts wait for the indexer. Every lookup
 /// scans the backlog exactly, at ~60 ns per 384-d slot: 256 keeps that near 15 µs (1,024 cost
@@ -64,6 +71,8 @@ struct Book {
     dead: usize,
     /// While a rebuild copies this segment, removals are logged here so the copy can replay them.
     removal_log: Option<Vec<(Key, u64)>>,
+    /// Codes of the slots the view does not cover (graph segments only).
+    tail_codes: TailCodes,
 }
 
 /// A live vector with its identity, as copied into a new segment.
@@ -161,10 +170,10 @@ pub(crate) struct SegmentSearch<'a> {
     narrowed: Vec<Half>,
     /// `None` for a segment without a graph, which is scanned whole.
     walk: Option<Walk>,
-    /// Exact similarities of the live slots the view does not cover, computed by the first
-    /// `find` and reused when it widens: the tail can be a backlog of a thousand slots, and a
-    /// miss searches twice.
-    tail: Option<Vec<(usize, f32)>>,
+    /// Similarities of the live slots the view does not cover (from codes where it has them),
+    /// computed by the first `find` and reused when it widens: the tail can be hundreds of
+    /// slots, and a miss searches twice.
+    tail: Option<Vec<Approximate>>,
 }
 
 impl SegmentSearch<'_> {
@@ -179,9 +188,10 @@ impl SegmentSearch<'_> {
             }
             None => (Vec::new(), 0),
         };
+        let codes = self.walk.as_ref().map(Walk::query);
         let tail = self
             .tail
-            .get_or_insert_with(|| self.segment.scan_tail(&self.narrowed, from));
+            .get_or_insert_with(|| self.segment.scan_tail(codes, &self.narrowed, from));
         self.segment
             .merge(k, floor, raw, tail, (self.query, &self.narrowed))
     }
@@ -311,12 +321,20 @@ impl Segment {
     /// Add a vector to the book only, leaving it to the next indexer (a rebuild's catch-up).
     /// Returns the number of slots.
     pub(crate) fn append(&self, key: Key, seq: u64, vector: HalfVector) -> usize {
+        // Coded before the lock: the tail scan of every lookup reads these.
+        let codes = self
+            .graph
+            .is_some()
+            .then(|| Quantized::new(&widen(&vector)));
         let mut b = self.book.write();
         if let Some(&old) = b.by_key.get(&key) {
             let old_seq = b.slots[old as usize].seq;
             b.kill(old as usize, key, old_seq);
         }
         let slot = b.slots.len();
+        if let Some(codes) = codes {
+            b.tail_codes.push(slot, codes);
+        }
         b.slots.push(Slot {
             key,
             seq,
@@ -451,13 +469,22 @@ impl Segment {
                     let _ = graph.insert(v, *slot);
                     self.indexed.store(slot + 1, Ordering::Release);
                     self.progress.notify_all();
+                    // Checked per slot, not per batch: every lookup scans what the view does
+                    // not cover, and a batch of 256 let that reach ~460 slots on average in
+                    // the 16k replay, a fifth of a lookup's time.
+                    self.freeze_if_behind(held, slot + 1);
                 }
                 self.indexed.store(end, Ordering::Release);
             }
             self.progress.notify_all();
-            if end - self.view.read().covered() >= TAIL_LIMIT {
-                self.freeze(held);
-            }
+            self.freeze_if_behind(held, end);
+        }
+    }
+
+    /// Refreeze once the view is [`TAIL_LIMIT`] slots behind `indexed`.
+    fn freeze_if_behind(&self, held: &parking_lot::MutexGuard<'_, ()>, indexed: usize) {
+        if indexed.saturating_sub(self.view.read().covered()) >= TAIL_LIMIT {
+            self.freeze(held);
         }
     }
 
@@ -490,6 +517,7 @@ impl Segment {
         if let Some(links) = links {
             let base = (since > 0).then_some(&*base);
             *self.view.write() = Arc::new(FrozenGraph::build(base, since, covered, fresh, links));
+            self.book.write().tail_codes.drop_below(covered);
             if since == 0 {
                 self.full_at.store(covered, Ordering::Release);
             }
@@ -547,48 +575,73 @@ impl Segment {
         self.searcher(query).find(k, ef, floor)
     }
 
-    /// Exact similarities of the live slots from `from` on, in slot order.
-    fn scan_tail(&self, query: &[Half], from: usize) -> Vec<(usize, f32)> {
+    /// Similarities of the live slots from `from` on, in slot order: from their codes where
+    /// the query's are given and the slot has some (a slot the view came to cover since the
+    /// caller took it has none any more), else exact at the stored precision.
+    fn scan_tail(
+        &self,
+        codes: Option<&Quantized>,
+        narrowed: &[Half],
+        from: usize,
+    ) -> Vec<Approximate> {
         let b = self.book.read();
         let tail = b.slots.get(from..).unwrap_or(&[]);
-        tail.iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((from + i, similarity(query, s.vector.as_ref()?))))
-            .collect()
+        let mut out = Vec::with_capacity(tail.len());
+        for (i, s) in tail.iter().enumerate() {
+            let slot = from + i;
+            let Some(v) = s.vector.as_ref() else { continue };
+            let coded = codes.and_then(|q| {
+                let (c, scale) = b.tail_codes.get(slot)?;
+                let sim = q.sim(c, scale)?;
+                Some((sim, sim + q.error_bound(scale)))
+            });
+            let (sim, ceiling) = coded.unwrap_or_else(|| {
+                let exact = similarity(narrowed, v);
+                (exact, exact + RESCORE_MARGIN)
+            });
+            out.push(Approximate { slot, sim, ceiling });
+        }
+        out
     }
 
-    /// Merge `raw` (graph results, best first, dead ones included, approximate similarities)
-    /// with `tail` (exact), keep the best `k`, and drop dead and below-floor ones.
+    /// Merge `raw` (graph results, dead ones included) with `tail`, all with approximate
+    /// similarities, keep the best `k`, and drop dead and below-floor ones.
     fn merge(
         &self,
         k: usize,
         floor: f32,
-        raw: Vec<(usize, f32)>,
-        tail: &[(usize, f32)],
+        raw: Vec<Approximate>,
+        tail: &[Approximate],
         (query, narrowed): (&[f32], &[Half]),
     ) -> Found {
         let b = self.book.read();
-        // The view's similarities are approximate; the decision is made on exact ones. A dead
-        // slot keeps its estimate: it is only counted, never returned.
-        let mut top = raw;
-        for (slot, sim) in &mut top {
-            if let Some(v) = b.slots.get(*slot).and_then(|s| s.vector.as_ref()) {
-                *sim = similarity(narrowed, v);
-            }
+        // The decision is made on exact similarities. A slot whose exact similarity cannot
+        // reach the floor is not rescored: its estimate stays, and is still below every
+        // rescored slot at or above the floor (those may sit up to 2^-11 below it at the
+        // stored precision, hence the margin). A miss, whose beam and tail are all such slots,
+        // then reads no stored vector. A dead slot keeps its estimate: it is only counted,
+        // never returned.
+        let mut top: Vec<(usize, f32)> = raw
+            .iter()
+            .chain(tail)
+            .map(|a| {
+                let exact = (a.ceiling >= floor - RESCORE_MARGIN)
+                    .then(|| b.slots.get(a.slot)?.vector.as_ref())
+                    .flatten()
+                    .map(|v| similarity(narrowed, v));
+                (a.slot, exact.unwrap_or(a.sim.min(a.ceiling)))
+            })
+            .collect();
+        let by_sim = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1);
+        if top.len() > k && k > 0 {
+            top.select_nth_unstable_by(k - 1, by_sim);
         }
-        top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         top.truncate(k);
-        for &(slot, sim) in tail {
-            if top.len() >= k && top.last().is_some_and(|w| sim <= w.1) {
-                continue;
-            }
-            let at = top.partition_point(|c| c.1 >= sim);
-            top.insert(at, (slot, sim));
-            top.truncate(k);
-        }
         // What is returned is scored against the query as given, only the stored side rounded.
         for (slot, sim) in &mut top {
-            if let Some(v) = b.slots.get(*slot).and_then(|s| s.vector.as_ref()) {
+            if *sim >= floor - RESCORE_MARGIN
+                && let Some(v) = b.slots.get(*slot).and_then(|s| s.vector.as_ref())
+            {
                 *sim = similarity_to(query, v);
             }
         }
@@ -812,6 +865,49 @@ mod tests {
             })
             .count();
         assert!(agree >= 190, "recall@1 {agree}/200 at ef 64");
+    }
+
+    #[test]
+    fn a_floor_skips_rescoring_without_changing_what_is_found() {
+        // Queries near stored vectors (a hit at most floors) and far from every one (a miss):
+        // with a floor, slots whose possible similarity is below it keep their estimates; the
+        // candidates must be exactly those of a search that rescores everything, then filters.
+        let vectors = random_units(2000, 48, 5);
+        let seg = graph_segment(&vectors);
+        let noise = random_units(300, 48, 77);
+        let queries = noise.iter().enumerate().map(|(i, n)| {
+            let near = &vectors[i * 7 % vectors.len()];
+            let w = (i % 6) as f32 * 0.15;
+            let v: Vec<f32> = near.iter().zip(n.iter()).map(|(a, b)| a + w * b).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+        });
+        let mut served = 0;
+        for q in queries {
+            let all = seg.search(&q, 4, 64, -1.0);
+            for floor in [0.5f32, 0.8, 0.9, 0.97] {
+                let kept: Vec<_> = all
+                    .candidates
+                    .iter()
+                    .filter(|c| c.similarity >= floor)
+                    .map(|c| (c.seq, c.similarity))
+                    .collect();
+                let found = seg.search(&q, 4, 64, floor);
+                let got: Vec<_> = found
+                    .candidates
+                    .iter()
+                    .map(|c| (c.seq, c.similarity))
+                    .collect();
+                assert_eq!(got, kept, "floor {floor}");
+                let all_above = all.raw_len == 4 && all.raw_worst >= floor;
+                assert_eq!(found.raw_len == 4 && found.raw_worst >= floor, all_above);
+                served += got.len();
+            }
+        }
+        assert!(
+            served > 300,
+            "the queries must exercise hits too ({served})"
+        );
     }
 
     #[test]

@@ -8,25 +8,26 @@
 //! its own scale (its largest component maps to 127), which keeps the rounding error of a 384-d
 //! unit vector's dot product near 1e-3.
 
-use simsimd::SpatialSimilarity;
-
 /// A vector as 8-bit codes and the value of one code unit.
 pub(crate) struct Quantized {
     pub(crate) codes: Vec<i8>,
     pub(crate) scale: f32,
+    /// `Σ codes`, which the VNNI kernel needs (src/vector/code_dot.rs).
+    sum: i32,
 }
 
 impl Quantized {
     pub(crate) fn new(v: &[f32]) -> Self {
         let mut codes = vec![0i8; v.len()];
         let scale = quantize(v, &mut codes);
-        Quantized { codes, scale }
+        let sum = codes.iter().map(|&c| i32::from(c)).sum();
+        Quantized { codes, scale, sum }
     }
 
     /// Approximate similarity of this vector and the one whose codes and scale are given.
     #[inline]
     pub(crate) fn sim(&self, codes: &[i8], scale: f32) -> Option<f32> {
-        let dot = <i8 as SpatialSimilarity>::dot(&self.codes, codes)? as f32;
+        let dot = super::code_dot::dot(&self.codes, self.sum, codes)? as f32;
         Some(dot * self.scale * scale)
     }
 

@@ -322,6 +322,8 @@ struct WalkScratch {
     passed: Vec<Best>,
     /// The unvisited neighbours of the slot being expanded.
     fresh: Vec<u32>,
+    /// Their approximate similarities (`-inf` for a slot without codes).
+    sims: Vec<f32>,
     visited: Visited,
 }
 
@@ -333,6 +335,7 @@ impl WalkScratch {
         s.best.clear();
         s.passed.clear();
         s.fresh.clear();
+        s.sims.clear();
         s
     }
 }
@@ -362,28 +365,41 @@ impl Walk {
                 break;
             }
             s.frontier.pop();
+            // Three passes over the neighbours instead of one, so the unpredictable branches
+            // (visited or not, in the beam or not) do not sit between the fetches and the dot
+            // products: the unvisited ones are gathered without a branch, all their similarities
+            // computed, then offered. perf on a small view (all in cache) had the one-pass loop
+            // spend most of its time on mispredicted branches.
+            let neighbours = view.neighbours(slot as usize);
             let mut fresh = std::mem::take(&mut s.fresh);
             fresh.clear();
-            fresh.extend(
-                view.neighbours(slot as usize)
-                    .iter()
-                    .copied()
-                    .filter(|&n| s.visited.insert(n)),
-            );
+            fresh.resize(neighbours.len(), 0);
+            let mut len = 0;
+            for &n in neighbours {
+                fresh[len] = n;
+                len += usize::from(s.visited.insert_unpredictable(n));
+            }
+            fresh.truncate(len);
             // Each neighbour's codes are on their way from memory a few dot products before
             // they are needed, so fetches overlap the arithmetic instead of queueing.
             for &n in fresh.iter().take(PREFETCH_AHEAD) {
                 view.prefetch(n);
             }
+            let mut sims = std::mem::take(&mut s.sims);
+            sims.clear();
             for (i, &n) in fresh.iter().enumerate() {
                 if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
                     view.prefetch(ahead);
                 }
-                if let Some(sim) = view.sim(query, n) {
+                sims.push(view.sim(query, n).unwrap_or(f32::NEG_INFINITY));
+            }
+            for (&n, &sim) in fresh.iter().zip(&sims) {
+                if sim > f32::NEG_INFINITY {
                     s.offer(Best(sim, n), ef);
                 }
             }
             s.fresh = fresh;
+            s.sims = sims;
         }
     }
 
@@ -479,6 +495,19 @@ impl Visited {
         if self.current == 0 {
             self.stamps.fill(0);
             self.current = 1;
+        }
+    }
+
+    /// [`Visited::insert`] without a branch on the answer, for loops where it is a coin flip.
+    #[inline]
+    fn insert_unpredictable(&mut self, slot: u32) -> bool {
+        match self.stamps.get_mut(slot as usize) {
+            Some(s) => {
+                let fresh = *s != self.current;
+                *s = self.current;
+                fresh
+            }
+            None => false,
         }
     }
 
@@ -759,5 +788,9 @@ pub(crate) mod tests {
         v.reset(4);
         assert!(v.insert(0), "after wrap every slot is unvisited");
         assert!(!v.insert(0));
+        // The branch-free form answers the same, and a slot beyond the set is never new.
+        assert!(v.insert_unpredictable(1));
+        assert!(!v.insert_unpredictable(1) && !v.insert_unpredictable(0));
+        assert!(!v.insert_unpredictable(4) && !v.insert(4));
     }
 }

@@ -12,10 +12,11 @@
 //! inserted is ever invisible.
 
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::beam::Beam;
 use super::codes::{Quantized, quantize};
 use super::half::{HalfVector, widen};
 
@@ -279,8 +280,7 @@ impl FrozenGraph {
         let scratch = &mut walk.scratch;
         scratch.visited.reset(self.covered);
         scratch.visited.insert(cur);
-        scratch.frontier.push(Best(cur_sim, cur));
-        scratch.best.push(Reverse(Best(cur_sim, cur)));
+        scratch.beam.offer(Best(cur_sim, cur), usize::MAX);
         walk
     }
 }
@@ -314,10 +314,8 @@ pub(crate) struct Walk {
 /// growing it afresh each time cost a lookup a tenth of its time in malloc and memmove (perf).
 #[derive(Default)]
 struct WalkScratch {
-    /// Pops the most similar unexpanded slot.
-    frontier: BinaryHeap<Best>,
-    /// The `ef` most similar slots seen; pops the least similar.
-    best: BinaryHeap<Reverse<Best>>,
+    /// The `ef` most similar slots seen, and which of them are expanded.
+    beam: Beam,
     /// Slots seen but not (or no longer) among the best at the beam width of the time.
     passed: Vec<Best>,
     /// The unvisited neighbours of the slot being expanded.
@@ -331,8 +329,7 @@ impl WalkScratch {
     /// This thread's scratch, emptied (a fresh one where the thread-local is gone or in use).
     fn take() -> Self {
         let mut s = SCRATCH.try_with(|v| v.take()).unwrap_or_default();
-        s.frontier.clear();
-        s.best.clear();
+        s.beam.clear();
         s.passed.clear();
         s.fresh.clear();
         s.sims.clear();
@@ -360,11 +357,7 @@ impl Walk {
         passed.clear();
         passed.append(&mut s.passed);
         s.passed = passed;
-        while let Some(&Best(sim, slot)) = s.frontier.peek() {
-            if s.best.len() >= ef && s.best.peek().is_some_and(|w| sim < w.0.0) {
-                break;
-            }
-            s.frontier.pop();
+        while let Some(Best(_, slot)) = s.beam.expand_next() {
             // Three passes over the neighbours instead of one, so the unpredictable branches
             // (visited or not, in the beam or not) do not sit between the fetches and the dot
             // products: the unvisited ones are gathered without a branch, all their similarities
@@ -408,9 +401,9 @@ impl Walk {
     pub(crate) fn found(&self) -> Vec<Approximate> {
         let mut out: Vec<Approximate> = self
             .scratch
-            .best
+            .beam
             .iter()
-            .map(|&Reverse(Best(sim, slot))| Approximate {
+            .map(|Best(sim, slot)| Approximate {
                 slot: slot as usize,
                 sim,
                 ceiling: sim + self.view.error_bound(&self.query, slot),
@@ -435,16 +428,8 @@ impl WalkScratch {
     /// Keep `b` if it ranks within a beam of width `ef` (and expand it later), else remember it
     /// as passed.
     fn offer(&mut self, b: Best, ef: usize) {
-        if self.best.len() < ef || self.best.peek().is_some_and(|w| b.0 > w.0.0) {
-            self.frontier.push(b);
-            self.best.push(Reverse(b));
-            if self.best.len() > ef
-                && let Some(Reverse(out)) = self.best.pop()
-            {
-                self.passed.push(out);
-            }
-        } else {
-            self.passed.push(b);
+        if let Some(out) = self.beam.offer(b, ef) {
+            self.passed.push(out);
         }
     }
 }
@@ -458,7 +443,7 @@ impl Drop for Walk {
 }
 
 /// Orders by similarity, most similar on top of a max-heap (`Reverse` puts the least on top).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Best(pub(crate) f32, pub(crate) u32);
 
 impl PartialEq for Best {

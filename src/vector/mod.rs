@@ -3,6 +3,7 @@
 //!
 //! "Distance" lives only in this module; everything above it speaks of similarity.
 
+pub(crate) mod beam;
 pub(crate) mod code_dot;
 pub(crate) mod codes;
 pub(crate) mod distance;

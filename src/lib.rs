@@ -75,9 +75,9 @@
 //! MSRV: Rust 1.89 (edition 2024); the README says how that was determined.
 
 // No unsafe code, but for the one call into gemm's raw-pointer matrix product under the `bert`
-// feature (src/embed/bert/matmul.rs), the prefetch hint of graph walks (src/vector/prefetch.rs)
-// and the AVX-512 loads of half-precision vectors (src/vector/half_dot.rs), each with its SAFETY
-// argument.
+// feature (src/embed/bert/matmul.rs), the prefetch hint of graph walks and builds
+// (src/vector/prefetch.rs), the AVX-512 loads of half-precision vectors (src/vector/half_dot.rs)
+// and of 8-bit codes (src/vector/code_dot.rs), each with its SAFETY argument.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

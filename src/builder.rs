@@ -23,10 +23,12 @@ pub(crate) fn valid_ef(ef: usize) -> bool {
 /// How far below the threshold a probe's best find must end for the probe to decide a miss
 /// ([`CacheBuilder::adaptive_miss_margin`]): 2, never, so by default only the full beam decides
 /// a miss. On real sentence embeddings a margin of 0.02 to 0.2 kept every decision equal to an
-/// exact scan's at 15k and 74k entries while halving a miss's p50; on clustered synthetic
-/// vectors at 100k the same margins let 4.7% of decisions differ (0.9527 agreement against
-/// 0.9993), because a probe that starts in the wrong cluster ends far below the threshold
-/// however close a stored paraphrase is (BENCHMARKS.md, "Deciding misses on the probe").
+/// exact scan's at 15k and 74k entries while halving a miss's p50. On clustered synthetic
+/// vectors at 100k the same margins once let 2.3-4.7% of decisions differ, because a probe that
+/// starts in the wrong cluster ends far below the threshold however close a stored paraphrase
+/// is; a probe now decides only when its best is also clearly above chance (`5/√dim`), which
+/// kept every decision there too. Still off by default until measured at 1M (BENCHMARKS.md,
+/// "Deciding misses on the probe").
 pub const DEFAULT_MISS_MARGIN: f32 = 2.0;
 
 /// Whether `m` is an acceptable miss margin.
@@ -238,7 +240,8 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     /// With adaptive search, a probe whose most similar find is below `threshold - margin`
     /// decides a miss without the full beam: a prompt unlike anything stored (the common miss)
     /// then costs what a hit costs. A hit is never decided this way, and a probe ending within
-    /// `margin` of the threshold still goes on to the full beam. `margin` is a cosine distance in
+    /// `margin` of the threshold, or no more similar than unrelated vectors are by chance
+    /// (`5/√dim`: a probe lost in an unrelated region), still goes on to the full beam. `margin` is a cosine distance in
     /// `0..=2`; 2 always widens (a miss decided by the full beam alone). Default
     /// [`DEFAULT_MISS_MARGIN`].
     ///

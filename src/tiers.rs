@@ -11,6 +11,7 @@ use crate::relevance::{Analysis, PairFeatures, Rejection};
 use crate::scope::Scope;
 use crate::stats::Counters;
 use crate::vector::SearchParams;
+use crate::vector::chance_similarity;
 use crate::vector::half::widen;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -189,9 +190,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
             // the right region: only the full beam may decide a miss. The walk goes on from
             // where the probe stopped.
             if segment.has_graph() && ef < search.ef_search {
-                // Unless the probe ended far from anything servable: a prompt unlike every
-                // stored one, whose best match a wider beam would not lift over the threshold.
-                if ef == search.ef_probe && found.raw_best < threshold - search.miss_margin {
+                // Unless the probe ended far from anything servable, yet clearly among related
+                // prompts: a prompt unlike every stored one, whose best match a wider beam would
+                // not lift over the threshold. A probe whose best is no better than chance may
+                // just be lost in an unrelated region (a wrong cluster), so it widens.
+                if ef == search.ef_probe
+                    && found.raw_best < threshold - search.miss_margin
+                    && found.raw_best > chance_similarity(query.len())
+                {
                     Counters::bump(&self.inner.counters.probe_misses);
                     return None;
                 }

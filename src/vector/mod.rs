@@ -30,6 +30,14 @@ pub(crate) struct Candidate {
     pub(crate) similarity: f32,
 }
 
+/// The similarity a probe's best find must exceed to say anything about where a query lies:
+/// five standard deviations (`1/√dim` each) of the cosine of two unrelated unit vectors. A probe
+/// that starts in the wrong cluster of well-separated ones compares only such vectors and ends
+/// near 0, however close a stored paraphrase is (BENCHMARKS.md, "Deciding misses on the probe").
+pub(crate) fn chance_similarity(dim: usize) -> f32 {
+    5.0 / (dim.max(1) as f32).sqrt()
+}
+
 /// How hard the graph searches and when it widens.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SearchParams {

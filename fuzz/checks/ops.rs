@@ -1,8 +1,8 @@
 //! Operation sequences decoded from bytes (insert, lookup, invalidate, invalidate scope, clear,
 //! save-and-load, advance time), run against the cache and a reference model (a map plus
 //! an exact scan). Scopes stay below the exact scan limit, so the semantic tier is exact and the cache
-//! must agree with the model on every hit *and* miss, except for similarities within 1e-4 of the
-//! threshold. Shared by the cargo-fuzz target and by `tests/it/fuzz_corpus.rs`.
+//! must agree with the model on every hit *and* miss, except for similarities within [`NEAR`] of
+//! the threshold. Shared by the cargo-fuzz target and by `tests/it/fuzz_corpus.rs`.
 
 use paracache::{Cache, Error, Guards, Lookup, MockClock, Scope, Source};
 use std::collections::HashMap;
@@ -10,6 +10,10 @@ use std::time::Duration;
 
 const DIM: usize = 4;
 const THRESHOLD: f32 = 0.9;
+/// How far the cache's cosine may lie from the model's f32 one: the cache stores vectors at half
+/// precision, and reports a cosine within 2^-11 of the f32 one (src/vector/half.rs); 1e-4 more
+/// covers the f32 arithmetic.
+const NEAR: f32 = 1.0 / 2048.0 + 1e-4;
 const TTL: u64 = 10;
 
 struct Model {
@@ -139,7 +143,7 @@ pub(crate) fn check(data: &[u8]) {
                                     "a live exact entry lost to the semantic tier"
                                 );
                                 let q = unit(&v).expect("semantic hit for an invalid vector");
-                                assert!(cos(&q, stored) >= THRESHOLD - 1e-4);
+                                assert!(cos(&q, stored) >= THRESHOLD - NEAR);
                             }
                         }
                     }
@@ -152,7 +156,7 @@ pub(crate) fn check(data: &[u8]) {
                             .filter(|((ms, _), e)| *ms == s && model.alive(e.2))
                             .map(|(_, e)| cos(&q, &e.1))
                             .fold(f32::MIN, f32::max);
-                        assert!(best < THRESHOLD + 1e-4, "missed a live neighbour at {best}");
+                        assert!(best < THRESHOLD + NEAR, "missed a live neighbour at {best}");
                     }
                     Ok(_) => unreachable!("a lookup answers a hit or a miss"),
                 }

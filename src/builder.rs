@@ -21,15 +21,15 @@ pub(crate) fn valid_ef(ef: usize) -> bool {
 }
 
 /// How far below the threshold a probe's best find must end for the probe to decide a miss
-/// ([`CacheBuilder::adaptive_miss_margin`]): 2, never, so by default only the full beam decides
-/// a miss. On real sentence embeddings a margin of 0.02 to 0.2 kept every decision equal to an
-/// exact scan's at 15k and 74k entries while halving a miss's p50. On clustered synthetic
-/// vectors at 100k the same margins once let 2.3-4.7% of decisions differ, because a probe that
-/// starts in the wrong cluster ends far below the threshold however close a stored paraphrase
-/// is; a probe now decides only when its best is also clearly above chance (`5/√dim`), which
-/// kept every decision there too. Still off by default until measured at 1M (BENCHMARKS.md,
-/// "Deciding misses on the probe").
-pub const DEFAULT_MISS_MARGIN: f32 = 2.0;
+/// ([`CacheBuilder::adaptive_miss_margin`]): 0.1. A probe that ends more than 0.1 below the
+/// threshold, yet clearly above chance (`5/√dim`, so it found the query's neighbourhood rather
+/// than getting lost in an unrelated one), decides a miss without the full beam; a wider beam
+/// on a navigable graph rarely lifts the best find by that much. Measured (BENCHMARKS.md,
+/// "Deciding misses on the probe"): every decision equal to an exact scan's on real sentence
+/// embeddings (dev-large at 16k and 74k, and all 47 759 decisions of the 81k replay) and on
+/// clustered synthetic vectors at 100k, with a miss's p50 about halved on the real ones. Set 2
+/// for misses decided by the full beam alone.
+pub const DEFAULT_MISS_MARGIN: f32 = 0.1;
 
 /// Whether `m` is an acceptable miss margin.
 pub(crate) fn valid_miss_margin(m: f32) -> bool {
@@ -224,10 +224,11 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     }
 
     /// Search cheaply first (beam `ef_search / 4`) and serve a hit found there at once; a probe
-    /// that finds no hit goes on to the full `ef_search` beam from where it stopped, because only
-    /// the full beam may decide a miss. Hits then cost the probe, and misses about what a plain
-    /// `ef_search` search costs, with the same decisions. On by default; `false` always searches
-    /// at `ef_search`.
+    /// that finds no hit goes on to the full `ef_search` beam from where it stopped, unless it
+    /// ended far enough below the threshold to decide the miss itself
+    /// ([`CacheBuilder::adaptive_miss_margin`]). Hits then cost the probe, and misses at most
+    /// what a plain `ef_search` search costs. On by default; `false` always searches at
+    /// `ef_search`.
     ///
     /// ```
     /// let _ = paracache::Cache::<u8>::builder(4).adaptive_search(false).build().unwrap();

@@ -245,8 +245,8 @@ fn adaptive_search_decides_misses_at_the_full_beam() {
 
 /// With a miss margin, a probe ending that far below the threshold, but clearly above chance,
 /// decides a miss alone: a prompt unlike anything stored costs one probe. A probe no better
-/// than chance (lost, or a prompt unrelated to everything) still widens. The default margin
-/// never lets a probe decide.
+/// than chance (lost, or a prompt unrelated to everything) still widens. A margin of 2 never
+/// lets a probe decide.
 #[test]
 fn the_miss_margin_lets_a_far_probe_decide_a_miss() {
     let (cache, queries) = random_graph_with_paraphrases(23);
@@ -268,11 +268,12 @@ fn the_miss_margin_lets_a_far_probe_decide_a_miss() {
             .count()
     };
     let full = paraphrases_found(&cache, &queries);
+    cache.set_adaptive_miss_margin(2.0).unwrap();
     assert_eq!(hits(&related) + hits(&unrelated), 0);
     assert_eq!(
         cache.stats().probe_misses,
         0,
-        "the default never decides on the probe"
+        "a margin of 2 never decides on the probe"
     );
 
     cache.set_adaptive_miss_margin(0.15).unwrap();

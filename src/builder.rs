@@ -242,9 +242,9 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
     /// decides a miss without the full beam: a prompt unlike anything stored (the common miss)
     /// then costs what a hit costs. A hit is never decided this way, and a probe ending within
     /// `margin` of the threshold, or no more similar than unrelated vectors are by chance
-    /// (`5/√dim`: a probe lost in an unrelated region), still goes on to the full beam. `margin` is a cosine distance in
-    /// `0..=2`; 2 always widens (a miss decided by the full beam alone). Default
-    /// [`DEFAULT_MISS_MARGIN`].
+    /// (`5/√dim`: a probe lost in an unrelated region), still goes on to the full beam. `margin`
+    /// is a cosine distance in `0..=2`; 2 always widens (a miss decided by the full beam alone).
+    /// Default [`DEFAULT_MISS_MARGIN`].
     ///
     /// ```
     /// let c = paracache::Cache::<u8>::builder(4).adaptive_miss_margin(2.0).build().unwrap();
@@ -257,7 +257,7 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
 
     /// Scopes with at most this many live entries answer by exact SIMD scan instead of a graph
     /// (default 1024). Measured on 384-d vectors (`flat_vs_graph` bench, a miss, which the graph
-    /// decides only at its full beam): at 1024 entries the scan costs 0.91× a graph search (69 vs
+    /// then decided only at its full beam): at 1024 entries the scan costs 0.91× a graph search (69 vs
     /// 75 µs) while being exact, needing no graph memory, and inserting in microseconds instead of
     /// the milliseconds of a graph insert; at 2048 it costs 1.3× (125 vs 96 µs), at 4096 2.1×.
     ///

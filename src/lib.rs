@@ -38,8 +38,9 @@
 //!    copy are scanned exactly), then rescores what it found with the full vectors using simsimd
 //!    dot products, so every similarity a decision rests on is exact. The graph is walked with a
 //!    cheap beam first, whose hits are served; a walk that finds no hit goes on to the full beam
-//!    from where it stopped, because only the full beam may decide a miss
-//!    ([`Cache::set_search`] changes that effort at run time).
+//!    from where it stopped, unless it ended far below the threshold among related prompts, which
+//!    decides the miss ([`Cache::set_search`] and [`Cache::set_adaptive_miss_margin`] change that
+//!    effort at run time).
 //! 5. Every candidate is confirmed live in the entry store before it is served; dead ones are
 //!    skipped and never hide a live neighbour behind them. Both tiers read entries from a sharded
 //!    key index kept in step with the store (moka), which hears of reads in sampled batches off

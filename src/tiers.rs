@@ -187,7 +187,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
                 continue;
             }
             // A probe's hit is a hit at any width, but its miss may be a beam that never reached
-            // the right region: only the full beam may decide a miss. The walk goes on from
+            // the right region: as a rule the full beam decides a miss. The walk goes on from
             // where the probe stopped.
             if segment.has_graph() && ef < search.ef_search {
                 // Unless the probe ended far from anything servable, yet clearly among related

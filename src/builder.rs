@@ -257,9 +257,10 @@ impl<V: Send + Sync + 'static> CacheBuilder<V> {
 
     /// Scopes with at most this many live entries answer by exact SIMD scan instead of a graph
     /// (default 1024). Measured on 384-d vectors (`flat_vs_graph` bench, a miss, which the graph
-    /// then decided only at its full beam): at 1024 entries the scan costs 0.91× a graph search (69 vs
-    /// 75 µs) while being exact, needing no graph memory, and inserting in microseconds instead of
-    /// the milliseconds of a graph insert; at 2048 it costs 1.3× (125 vs 96 µs), at 4096 2.1×.
+    /// then decided only at its full beam): at 1024 entries the scan costs 0.91× a graph search
+    /// (69 vs 75 µs) while being exact, needing no graph memory, and inserting in microseconds
+    /// instead of the milliseconds of a graph insert; at 2048 it costs 1.3× (125 vs 96 µs), at
+    /// 4096 2.1×.
     ///
     /// ```
     /// let _ = paracache::Cache::<u8>::builder(4).exact_scan_limit(2048).build().unwrap();

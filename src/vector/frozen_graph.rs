@@ -51,10 +51,6 @@ pub(crate) struct FrozenGraph {
     entry: Option<u32>,
 }
 
-/// Neighbours whose codes are requested ahead of the one being compared: far enough for a fetch
-/// from memory to finish behind a few dot products, near enough that the lines are still in L1.
-const PREFETCH_AHEAD: usize = 4;
-
 /// Slots per block of codes.
 const BLOCK: usize = 4096;
 
@@ -374,18 +370,14 @@ impl Walk {
             }
             fresh.truncate(len);
             // Each neighbour's codes are on their way from memory a few dot products before
-            // they are needed, so fetches overlap the arithmetic instead of queueing.
-            for &n in fresh.iter().take(PREFETCH_AHEAD) {
-                view.prefetch(n);
-            }
+            // they are needed.
             let mut sims = std::mem::take(&mut s.sims);
             sims.clear();
-            for (i, &n) in fresh.iter().enumerate() {
-                if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
-                    view.prefetch(ahead);
-                }
-                sims.push(view.sim(query, n).unwrap_or(f32::NEG_INFINITY));
-            }
+            super::prefetch::each_ahead(
+                &fresh,
+                |&n| view.prefetch(n),
+                |&n| sims.push(view.sim(query, n).unwrap_or(f32::NEG_INFINITY)),
+            );
             for (&n, &sim) in fresh.iter().zip(&sims) {
                 if sim > f32::NEG_INFINITY {
                     s.offer(Best(sim, n), ef);
@@ -396,11 +388,11 @@ impl Walk {
         }
     }
 
-    /// The slots the beam holds, best first, with approximate similarities and how high their
-    /// exact ones can be: the caller rescores with the full vectors what may matter.
+    /// The slots the beam holds, best first (the beam keeps them so), with approximate
+    /// similarities and how high their exact ones can be: the caller rescores with the full
+    /// vectors what may matter.
     pub(crate) fn found(&self) -> Vec<Approximate> {
-        let mut out: Vec<Approximate> = self
-            .scratch
+        self.scratch
             .beam
             .iter()
             .map(|Best(sim, slot)| Approximate {
@@ -408,9 +400,7 @@ impl Walk {
                 sim,
                 ceiling: sim + self.view.error_bound(&self.query, slot),
             })
-            .collect();
-        out.sort_unstable_by(|a, b| b.sim.total_cmp(&a.sim));
-        out
+            .collect()
     }
 
     /// Slots `0..covered()` are searched by the walk; later ones belong to the segment's tail.

@@ -31,9 +31,6 @@ const MAX_LEVEL: usize = super::saved_graph::MAX_LAYERS - 1;
 /// safer graph.
 const MIN_RESTORED: f64 = 0.75;
 
-/// Neighbours whose vectors are requested ahead of the one being compared.
-const PREFETCH_AHEAD: usize = 4;
-
 /// Points a bulk build adds between two checks that it is still wanted.
 const BUILD_CHUNK: usize = 1024;
 
@@ -655,31 +652,23 @@ fn search_layer(
             }
         }
     }
-    let mut fresh: Vec<&HalfVector> = Vec::with_capacity(64);
-    let mut slots: Vec<u32> = Vec::with_capacity(64);
+    let mut fresh: Vec<(u32, &HalfVector)> = Vec::with_capacity(64);
     while let Some(c) = frontier.pop() {
         if best.len() >= ef && best.peek().is_some_and(|w| c.0 < w.0.0) {
             break;
         }
         fresh.clear();
-        slots.clear();
         for &n in links.get(c.1, layer) {
             if visited.insert(n)
                 && let Some(Some(v)) = vectors.get(n as usize)
             {
-                fresh.push(v);
-                slots.push(n);
+                fresh.push((n, v));
             }
         }
         // Each vector is its own allocation, at a large graph mostly out of cache: the ones a
         // few places ahead are fetched while this one is compared (as the lookups' walk does).
-        for v in fresh.iter().take(PREFETCH_AHEAD) {
-            super::prefetch::lines(v);
-        }
-        for (i, (&v, &n)) in fresh.iter().zip(&slots).enumerate() {
-            if let Some(ahead) = fresh.get(i + PREFETCH_AHEAD) {
-                super::prefetch::lines(ahead);
-            }
+        let hint = |(_, v): &(u32, &HalfVector)| super::prefetch::lines(v);
+        super::prefetch::each_ahead(&fresh, hint, |&(n, v)| {
             let s = similarity(q, v);
             if best.len() < ef || best.peek().is_some_and(|w| s > w.0.0) {
                 frontier.push(Best(s, n));
@@ -688,7 +677,7 @@ fn search_layer(
                     best.pop();
                 }
             }
-        }
+        });
     }
     let mut out: Vec<Best> = best.into_iter().map(|Reverse(b)| b).collect();
     out.sort_unstable_by(|a, b| b.cmp(a));

@@ -624,7 +624,7 @@ impl Segment {
                     .then(|| b.slots.get(a.slot)?.vector.as_ref())
                     .flatten()
                     .map(|v| similarity(narrowed, v));
-                (a.slot, exact.unwrap_or(a.sim.min(a.ceiling)))
+                (a.slot, exact.unwrap_or(a.sim))
             })
             .collect();
         let by_sim = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1);
